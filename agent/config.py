@@ -1,0 +1,230 @@
+"""The agent's configuration: TOML in, frozen dataclasses out.
+
+With no file at all the defaults still make sense: the gateway comes from the
+default route and the public targets are well-known anycast resolvers. Every
+problem is reported with its key path, and all of them at once.
+
+Sections owned by later features (`[mqtt]`, `[spool]`, `[throughput]`,
+`[linktype]`) live here too, so one file documents the whole config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import socket
+import sys
+from typing import Any, Optional
+
+from agent.schema import ConfigError, Problem, build, describe, field_names, internal, setting
+
+__all__ = ["Config", "ConfigError", "TargetConfig", "load_config", "parse_config"]
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Raspberry Pi OS bullseye
+    import tomli as tomllib
+
+DEFAULT_PATH = "/etc/netprobe/agent.toml"
+ENV_PATH = "NETPROBE_CONFIG"
+NODE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def check_node_id(value: str) -> Optional[str]:
+    if value and not NODE_ID_RE.match(value):
+        return "use 1-64 of a-z 0-9 . _ - (lower case, no spaces; it goes into MQTT topics)"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    id: str = setting("", check=check_node_id, help="node id, e.g. muba-sekayu-balai-agung-01")
+    state_dir: str = setting("/var/lib/netprobe", help="spool, sequence numbers and the data ledger")
+
+    def resolved_id(self) -> str:
+        """The configured id, or a tidy form of the host name for ad-hoc runs."""
+        if self.id:
+            return self.id
+        tidy = re.sub(r"[^a-z0-9._-]+", "-", socket.gethostname().lower()).strip("-")
+        return tidy[:64] or "netprobe"
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteConfig:
+    kabupaten: str = setting("Musi Banyuasin")
+    kecamatan: str = setting("")
+    desa: str = setting("")
+    lat: Optional[float] = setting(None, min=-90.0, max=90.0)
+    lon: Optional[float] = setting(None, min=-180.0, max=180.0)
+    tags: dict[str, str] = setting(factory=dict, help="free tags, e.g. operator, contract")
+
+    def as_dict(self) -> dict[str, Any]:
+        site: dict[str, Any] = {"kabupaten": self.kabupaten, "kecamatan": self.kecamatan, "desa": self.desa}
+        if self.lat is not None and self.lon is not None:
+            site.update(lat=self.lat, lon=self.lon)
+        site.update(self.tags)
+        return site
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetConfig:
+    kind: str = setting(help="probe kind: icmp, tcp, dns, http, ...")
+    target: str = setting(help='host, host:port, name or URL; "gateway" means the default gateway')
+    name: str = setting("", help="a label for reports; defaults to kind:target")
+    interval: float = setting(0.0, min=0.0, help="seconds between runs; 0 takes the probe's default")
+    timeout: float = setting(0.0, min=0.0, help="seconds; 0 takes the probe's default")
+    role: str = setting(
+        "",
+        choices=("", "gateway", "internet", "dns-system", "dns-public", "web"),
+        help="which diagnose check it serves; inferred when empty",
+    )
+    options: Any = internal()
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.kind}:{self.target}"
+
+
+@dataclasses.dataclass(frozen=True)
+class MqttConfig:
+    broker: str = setting("", help='"" means no broker: readings go to stdout as JSON lines')
+
+
+@dataclasses.dataclass(frozen=True)
+class SpoolConfig:
+    max_rows: int = setting(100_000, min=100, help="oldest readings are dropped beyond this")
+
+
+@dataclasses.dataclass(frozen=True)
+class ThroughputConfig:
+    enabled: bool = setting(False, help="scheduled throughput tests (they cost data)")
+
+
+@dataclasses.dataclass(frozen=True)
+class LinktypeConfig:
+    enabled: bool = setting(True, help="classify the uplink: fiber, satellite, cellular")
+
+
+DEFAULT_TARGETS: tuple[dict[str, Any], ...] = (
+    {"kind": "icmp", "target": "gateway", "name": "gateway"},
+    {"kind": "icmp", "target": "1.1.1.1", "name": "cloudflare"},
+    {"kind": "icmp", "target": "8.8.8.8", "name": "google"},
+    {"kind": "tcp", "target": "1.1.1.1:443", "name": "cloudflare-tcp"},
+    {"kind": "dns", "target": "google.com", "name": "dns-system", "server": "system"},
+    {"kind": "dns", "target": "google.com", "name": "dns-public", "server": "8.8.8.8"},
+    {"kind": "http", "target": "https://www.google.com/generate_204", "name": "web"},
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    node: NodeConfig = setting(factory=NodeConfig)
+    site: SiteConfig = setting(factory=SiteConfig)
+    targets: list[TargetConfig] = setting(factory=list)
+    mqtt: MqttConfig = setting(factory=MqttConfig)
+    spool: SpoolConfig = setting(factory=SpoolConfig)
+    throughput: ThroughputConfig = setting(factory=ThroughputConfig)
+    linktype: LinktypeConfig = setting(factory=LinktypeConfig)
+    source: str = internal("")
+    digest: str = internal("")
+
+    def target(self, name: str) -> TargetConfig:
+        for t in self.targets:
+            if t.label == name:
+                return t
+        raise KeyError(name)
+
+
+def build_target(data: Any, path: str, problems: list[Problem]) -> Optional[TargetConfig]:
+    from agent import probes
+
+    if not isinstance(data, dict):
+        problems.append(Problem(path, f"expected a table, got {describe(data)}"))
+        return None
+    kinds = probes.registry()
+    kind = data.get("kind")
+    if kind not in kinds:
+        if "kind" in data:
+            problems.append(Problem(f"{path}.kind", f"must be one of {', '.join(kinds)} (got {describe(kind)})"))
+        common = build(TargetConfig, data, path, problems, ignore=tuple(k for k in data if k != "kind"))
+        return common
+    probe = kinds[kind]
+    option_keys = tuple(field_names(probe.options))
+    common_keys = tuple(field_names(TargetConfig))
+    before = len(problems)
+    common = build(TargetConfig, data, path, problems, ignore=option_keys, extra_allowed=option_keys)
+    options = build(
+        probe.options,
+        {k: v for k, v in data.items() if k in option_keys},
+        path,
+        problems,
+        extra_allowed=common_keys,
+    )
+    if len(problems) > before or common is None:
+        return None
+    return dataclasses.replace(
+        common,
+        interval=common.interval or probe.interval_s,
+        timeout=common.timeout or probe.timeout_s,
+        options=options,
+    )
+
+
+def cross_checks(cfg: Config, problems: list[Problem]) -> None:
+    seen: dict[str, int] = {}
+    for i, t in enumerate(cfg.targets):
+        path = f"targets[{i}]"
+        if t.label in seen:
+            problems.append(Problem(f"{path}.name", f"'{t.label}' is already used by targets[{seen[t.label]}]"))
+        seen[t.label] = i
+        if t.timeout >= t.interval:
+            problems.append(
+                Problem(f"{path}.timeout", f"must be shorter than interval ({t.interval:g} s) (got {t.timeout:g})")
+            )
+
+
+def parse_config(data: dict[str, Any], source: str = "", digest: str = "") -> Config:
+    """Build a Config from parsed TOML; raises ConfigError listing every problem."""
+    problems: list[Problem] = []
+    targets_data = data.get("targets", list(DEFAULT_TARGETS))
+    cfg = build(Config, data, "", problems, ignore=("targets",))
+    targets: list[TargetConfig] = []
+    if not isinstance(targets_data, list):
+        problems.append(Problem("targets", f"expected an array of tables ([[targets]]), got {describe(targets_data)}"))
+    else:
+        for i, item in enumerate(targets_data):
+            t = build_target(item, f"targets[{i}]", problems)
+            if t is not None:
+                targets.append(t)
+    if cfg is not None and not problems:
+        cfg = dataclasses.replace(cfg, targets=targets, source=source, digest=digest)
+        cross_checks(cfg, problems)
+    if problems or cfg is None:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def default_path() -> Optional[str]:
+    path = os.environ.get(ENV_PATH) or DEFAULT_PATH
+    return path if os.path.exists(path) else None
+
+
+def load_config(path: Optional[str] = None) -> Config:
+    """Load `path`, or the default file when it exists, or the embedded defaults."""
+    path = path or default_path()
+    if path is None:
+        return parse_config({}, source="(built-in defaults)")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ConfigError([Problem("", f"cannot read config: {exc.strerror}")], path) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([Problem("", "not UTF-8 text")], path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem("", f"invalid TOML: {exc}")], path) from None
+    return parse_config(data, source=path, digest=hashlib.sha256(raw).hexdigest()[:12])

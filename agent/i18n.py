@@ -1,0 +1,110 @@
+"""Words for the technician, in English and Bahasa Indonesia.
+
+Keys are stable; the text may be improved freely. Every key must exist in
+both languages (a test checks it), and placeholders must match.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LANGS = ("en", "id")
+
+MESSAGES: dict[str, dict[str, str]] = {
+    # statuses and headings
+    "status.OK": {"en": "OK", "id": "OK"},
+    "status.WARN": {"en": "WARN", "id": "WASPADA"},
+    "status.FAIL": {"en": "FAIL", "id": "GAGAL"},
+    "status.SKIP": {"en": "SKIP", "id": "LEWATI"},
+    "verdict.healthy": {"en": "HEALTHY", "id": "SEHAT"},
+    "verdict.degraded": {"en": "DEGRADED", "id": "TERGANGGU"},
+    "verdict.down": {"en": "DOWN", "id": "MATI"},
+    "heading": {"en": "netprobe diagnosis for {node}", "id": "diagnosis netprobe untuk {node}"},
+    "verdict_line": {"en": "Verdict: {verdict}", "id": "Hasil: {verdict}"},
+    "next_step": {"en": "Next", "id": "Langkah"},
+    "check.gateway": {"en": "Gateway", "id": "Gateway"},
+    "check.internet": {"en": "Internet", "id": "Internet"},
+    "check.dns": {"en": "DNS", "id": "DNS"},
+    "check.web": {"en": "Web", "id": "Web"},
+    # numbers
+    "num.rtt_loss": {"en": "{target}: {rtt} ms, loss {loss}%", "id": "{target}: {rtt} ms, hilang {loss}%"},
+    "num.no_reply": {"en": "{target}: no reply ({why})", "id": "{target}: tidak ada balasan ({why})"},
+    "num.dns": {"en": "{server}: {ms} ms, {rcode}", "id": "{server}: {ms} ms, {rcode}"},
+    "num.web": {
+        "en": "{target}: HTTP {status}, first byte {ttfb} ms, total {total} ms",
+        "id": "{target}: HTTP {status}, byte pertama {ttfb} ms, total {total} ms",
+    },
+    "num.none": {"en": "not configured", "id": "tidak diatur"},
+    # hints
+    "hint.lan_no_route": {
+        "en": "This device has no route to a gateway: check the LAN cable or Wi-Fi, and that DHCP gave it an address.",
+        "id": "Perangkat ini tidak punya rute ke gateway: periksa kabel LAN atau Wi-Fi, dan apakah DHCP memberi alamat IP.",
+    },
+    "hint.gateway_down": {
+        "en": "The router/gateway does not answer: check its power and the cable to it, then restart it.",
+        "id": "Router/gateway tidak menjawab: periksa listrik dan kabel ke router, lalu nyalakan ulang router.",
+    },
+    "hint.gateway_slow": {
+        "en": "The local network is slow or lossy: check Wi-Fi signal and cables between this device and the router.",
+        "id": "Jaringan lokal lambat atau banyak paket hilang: periksa sinyal Wi-Fi dan kabel antara perangkat ini dan router.",
+    },
+    "hint.uplink_down": {
+        "en": "The gateway answers but nothing beyond it: check the ONT, VSAT modem or Starlink dish (power, lights, "
+        "cables). If they look fine, call the operator's helpdesk: the uplink is down.",
+        "id": "Gateway menjawab tetapi tidak ada yang di luar itu: periksa ONT, modem VSAT atau parabola Starlink "
+        "(listrik, lampu, kabel). Jika semuanya normal, hubungi helpdesk operator: jalur uplink mati.",
+    },
+    "hint.fix_gateway_first": {
+        "en": "Nothing beyond the gateway can be reached; fix the gateway first.",
+        "id": "Tidak ada yang bisa dijangkau di luar gateway; perbaiki gateway lebih dulu.",
+    },
+    "hint.internet_down": {
+        "en": "No public target answers: check the modem/ONT/dish, then call the operator.",
+        "id": "Tidak ada target publik yang menjawab: periksa modem/ONT/parabola, lalu hubungi operator.",
+    },
+    "hint.internet_lossy": {
+        "en": "The uplink works but loses {loss}% of packets or is slow ({rtt} ms): tell the operator these numbers.",
+        "id": "Uplink berfungsi tetapi {loss}% paket hilang atau lambat ({rtt} ms): sampaikan angka ini ke operator.",
+    },
+    "hint.dns_local_broken": {
+        "en": "The local DNS resolver fails but public DNS works: set the router's DNS to 1.1.1.1 or 8.8.8.8.",
+        "id": "DNS lokal gagal tetapi DNS publik berfungsi: atur DNS router ke 1.1.1.1 atau 8.8.8.8.",
+    },
+    "hint.dns_down": {
+        "en": "Internet by IP works but names cannot be resolved: check the DNS settings of the router and this device.",
+        "id": "Internet lewat IP berfungsi tetapi nama tidak bisa diterjemahkan: periksa pengaturan DNS router dan perangkat ini.",
+    },
+    "hint.dns_no_internet": {
+        "en": "DNS fails because the internet is down; fix that first.",
+        "id": "DNS gagal karena internet mati; perbaiki itu lebih dulu.",
+    },
+    "hint.dns_slow": {
+        "en": "DNS answers slowly ({ms} ms): a public resolver may be faster.",
+        "id": "DNS menjawab lambat ({ms} ms): resolver publik mungkin lebih cepat.",
+    },
+    "hint.site_down": {
+        "en": "The internet works but this site does not answer properly: the problem is that one site, not the link.",
+        "id": "Internet berfungsi tetapi situs ini tidak menjawab dengan benar: masalahnya di situs itu, bukan di jaringan.",
+    },
+    "hint.web_needs_dns": {
+        "en": "The web check failed because names cannot be resolved; fix DNS first.",
+        "id": "Pemeriksaan web gagal karena nama tidak bisa diterjemahkan; perbaiki DNS lebih dulu.",
+    },
+    "hint.web_no_internet": {
+        "en": "The web check failed because the internet is down.",
+        "id": "Pemeriksaan web gagal karena internet mati.",
+    },
+    "hint.cert_expiring": {
+        "en": "The site's certificate expires in {days} days.",
+        "id": "Sertifikat situs ini habis dalam {days} hari.",
+    },
+    "hint.healthy": {"en": "Everything answers normally.", "id": "Semua menjawab dengan normal."},
+}
+
+
+def text(key: str, lang: str = "en", **params: Any) -> str:
+    entry = MESSAGES.get(key)
+    if entry is None:
+        return key
+    template = entry.get(lang) or entry["en"]
+    return template.format(**params)
