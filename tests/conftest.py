@@ -1,28 +1,6 @@
-"""Shared test helpers. Feature fixtures live in tests/fixtures/ and are listed here."""
+"""Fixtures shared across the suite. Feature fixtures live in tests/fixtures/<feature>.py
+and are listed in pytest_plugins, one line each."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-
-import pytest
-
 pytest_plugins: list[str] = []
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0
-
-
-requires_root = pytest.mark.skipif(not is_root(), reason="needs root (network namespaces, sysctl)")
-
-
-def requires_tool(name: str) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(shutil.which(name) is None, reason=f"needs '{name}' (make test installs it as root)")
