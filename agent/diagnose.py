@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import json
 from collections.abc import Awaitable
 from typing import Any, Callable
@@ -21,10 +22,16 @@ from agent.verdicts import Check
 
 DEADLINE_S = 17.0
 
-# Later checks (throughput, link type) register here: a coroutine factory that
-# gets the config, the latency Readings and checks, and returns its own.
+# Later checks (throughput, link type) are listed here as "module:function", imported only
+# when diagnose runs. The function is a coroutine: (config, latency Readings, checks so far,
+# parsed CLI args) -> (its Readings, its Checks). It runs after the latency checks.
 ExtraCheck = Callable[[Config, list[Reading], list[Check], Any], Awaitable[tuple[list[Reading], list[Check]]]]
-EXTRA_CHECKS: list[ExtraCheck] = []
+EXTRA_CHECKS: list[str] = []
+
+
+def load_extra(spec: str) -> ExtraCheck:
+    module_name, _, func = spec.partition(":")
+    return getattr(importlib.import_module(module_name), func)  # type: ignore[no-any-return]
 
 
 @dataclasses.dataclass
@@ -79,8 +86,8 @@ async def diagnose(cfg: Config, args: Any = None) -> Diagnosis:
     for t, r in zip(targets, readings):
         by_role.setdefault(verdicts.role_of(t.kind, t.target, t.options, t.role) or "", []).append(r)
     checks = verdicts.latency_checks(by_role)
-    for extra in EXTRA_CHECKS:
-        more_readings, more_checks = await extra(cfg, readings, checks, args)
+    for spec in EXTRA_CHECKS:
+        more_readings, more_checks = await load_extra(spec)(cfg, readings, checks, args)
         readings += more_readings
         checks += more_checks
     return Diagnosis(identity.node, readings, checks)
