@@ -31,7 +31,7 @@ EXTRA_CHECKS: list[str] = []
 
 def load_extra(spec: str) -> ExtraCheck:
     module_name, _, func = spec.partition(":")
-    return getattr(importlib.import_module(module_name), func)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module_name), func)
 
 
 @dataclasses.dataclass
