@@ -8,6 +8,7 @@ way a Telegraf plugin's sample config is.
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Awaitable
 from typing import Any, Callable, Optional, Union
 
@@ -71,6 +72,9 @@ class Probe:
     interval_s: float
     timeout_s: float
     heavy: bool = False  # heavy probes never run at the same time (the daemon's heavy lock)
+    # Optional own schedule, e.g. randomized exponential gaps for throughput tests:
+    # (target, random source) -> seconds until the next run. None: the target's interval.
+    next_interval: Optional[Callable[[Any, random.Random], float]] = None
 
 
 class ProbeFailure(Exception):
