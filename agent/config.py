@@ -148,8 +148,9 @@ def build_target(data: Any, path: str, problems: list[Problem]) -> Optional[Targ
     if kind not in kinds:
         if "kind" in data:
             problems.append(Problem(f"{path}.kind", f"must be one of {', '.join(kinds)} (got {describe(kind)})"))
-        common = build(TargetConfig, data, path, problems, ignore=tuple(k for k in data if k != "kind"))
-        return common
+        else:
+            problems.append(Problem(f"{path}.kind", f"missing; this key is required ({', '.join(kinds)})"))
+        return None
     probe = kinds[kind]
     option_keys = tuple(field_names(probe.options))
     common_keys = tuple(field_names(TargetConfig))

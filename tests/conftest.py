@@ -3,4 +3,6 @@ and are listed in pytest_plugins, one line each."""
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.fixtures.loopback",
+]
