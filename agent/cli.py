@@ -12,9 +12,7 @@ their heavy imports inside `main`, so building the parser stays cheap.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
-import logging
 import sys
 from typing import Any, Optional
 
@@ -135,7 +133,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             err(f"{args.kind}: option {p}")
         return EX_USAGE
     cfg = load_config_quietly()
-    reading = asyncio.run(run_target(target, identity_of(cfg)))
+    reading = asyncio_run(run_target(target, identity_of(cfg)))
     if args.json:
         print(reading.to_json())
     else:
@@ -158,6 +156,12 @@ def load_config_quietly() -> Any:
         return parse_config({})
 
 
+def asyncio_run(coro: Any) -> Any:
+    import asyncio  # not at module level: `netprobe --version` must not pay for it
+
+    return asyncio.run(coro)
+
+
 def format_reading(reading: Any) -> str:
     status = "OK" if reading.ok else f"FAIL ({reading.error['code']})"
     fields = "  ".join(f"{k}={v}" for k, v in reading.fields.items())
@@ -168,7 +172,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from agent.diagnose import diagnose
 
     cfg = load_config_or_exit(args.config)
-    result = asyncio.run(diagnose(cfg, args))
+    result = asyncio_run(diagnose(cfg, args))
     print(result.to_json() if args.json else result.render(args.lang))
     return result.exit_code
 
@@ -185,6 +189,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if argv == ["--version"]:  # the fast path: nothing else imported
         print(f"netprobe {__version__}")
         return EX_OK
+    import logging
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
