@@ -26,11 +26,14 @@ def identity_of(cfg: Config) -> Identity:
 
 
 def budget_s(target: TargetConfig) -> float:
-    """The longest a run may take: the probe's own pacing plus its timeout plus grace."""
+    """An upper bound on one run: every request paced and timing out in turn, plus grace.
+
+    It only catches a probe that hangs; a probe's own timeouts end a normal run far sooner.
+    """
     opts = target.options
     count = getattr(opts, "count", 1)
     spacing = getattr(opts, "packet_interval", 0.0)
-    return count * (spacing + (target.timeout if spacing == 0 else 0)) + target.timeout + GRACE_S
+    return count * (spacing + target.timeout) + target.timeout + GRACE_S
 
 
 async def run_target(
