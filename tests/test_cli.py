@@ -193,3 +193,32 @@ def test_diagnose_offline_says_gateway_ok_internet_fail_with_a_hint(netns: str, 
     text = netprobe("diagnose", "-c", str(cfg), "--lang", "id", prefix=in_ns(netns))
     assert text.returncode == 2
     assert "Hasil: MATI" in text.stdout and "Gateway menjawab tetapi tidak ada yang di luar itu" in text.stdout
+
+
+@requires_root
+def test_a_silent_target_does_not_hold_up_another(netns: str) -> None:
+    """Two targets at once: one answers, one is silent (a dummy link drops every packet)."""
+    for cmd in (
+        "ip link add np-dummy type dummy",
+        "ip addr add 198.51.100.1/24 dev np-dummy",
+        "ip link set np-dummy up",
+    ):
+        subprocess.run([*in_ns(netns), *cmd.split()], check=True)
+    code = (
+        "import asyncio, json\n"
+        "from agent.runner import adhoc_target, run_target\n"
+        "from agent.readings import Identity\n"
+        "async def main():\n"
+        "    ident = Identity('n', {})\n"
+        "    live = adhoc_target('icmp', '127.0.0.1', 2.0, count=5, packet_interval=0.05)\n"
+        "    dead = adhoc_target('icmp', '198.51.100.99', 2.0, count=5, packet_interval=0.05)\n"
+        "    rs = await asyncio.gather(run_target(live, ident), run_target(dead, ident))\n"
+        "    print(json.dumps([r.to_dict() for r in rs]))\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.run([*in_ns(netns), sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    live, dead = json.loads(proc.stdout)
+    assert live["ok"] and live["fields"]["received"] == 5
+    assert not dead["ok"] and dead["error"]["code"] == "timeout" and dead["fields"]["sent"] == 5
+    # The live run ends when its last reply is in, not when the silent one gives up.
+    assert live["duration_ms"] < 1000 < dead["duration_ms"]
