@@ -197,11 +197,12 @@ def test_diagnose_offline_says_gateway_ok_internet_fail_with_a_hint(netns: str, 
 
 @requires_root
 def test_a_silent_target_does_not_hold_up_another(netns: str) -> None:
-    """Two targets at once: one answers, one is silent (a dummy link drops every packet)."""
+    """Two targets at once: one answers, one is silent (nobody answers ARP for it on a veth)."""
     for cmd in (
-        "ip link add np-dummy type dummy",
-        "ip addr add 198.51.100.1/24 dev np-dummy",
-        "ip link set np-dummy up",
+        "ip link add np-v0 type veth peer name np-v1",
+        "ip addr add 198.51.100.1/24 dev np-v0",
+        "ip link set np-v0 up",
+        "ip link set np-v1 up",
     ):
         subprocess.run([*in_ns(netns), *cmd.split()], check=True)
     code = (
