@@ -21,7 +21,9 @@ from agent import __version__
 EX_OK, EX_FAIL, EX_USAGE, EX_SOFTWARE, EX_NOPERM, EX_CONFIG = 0, 1, 64, 70, 77, 78
 
 # (command, module, one-line help); the module provides add_arguments() and main().
-COMMANDS: list[tuple[str, str, str]] = []
+COMMANDS: list[tuple[str, str, str]] = [
+    ("speed-server", "agent.speedserver", "LibreSpeed-compatible speed test server to test against"),
+]
 
 
 def err(message: str) -> None:

@@ -1,0 +1,369 @@
+"""`netprobe speed-server`: a LibreSpeed-compatible speed test server, asyncio and the stdlib only.
+
+A regency can host it itself and test against it at a cost it chooses. It
+answers the LibreSpeed names in all three styles (`/garbage`, `/garbage.php`,
+`/backend/garbage.php`) with CORS for any origin, so a LibreSpeed web page can
+use it too, and the legacy Ookla paths (`/speedtest/random{N}x{N}.jpg`,
+`/speedtest/upload.php`, `/speedtest/latency.txt`), so speedtest-cli can be
+pointed at it.
+
+Download data comes from one random buffer made at start and served at
+rotating offsets: incompressible, and no `os.urandom` per request. A public
+instance is bounded: a client limit (503 beyond it), a size limit per request
+(413), a deadline for the request head (a slowloris client is dropped), a
+stall timeout on every read and write, and an optional shared token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import hmac
+import json
+import logging
+import os
+import re
+import signal
+import sys
+from typing import Optional
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger(__name__)
+
+MIB = 1 << 20
+POOL_BYTES = 4 * MIB
+STRIDE = 1_048_573  # a prime step between chunk offsets, so consecutive chunks differ
+MAX_HEAD_BYTES = 16 * 1024
+DEFAULT_PORT = 8989
+LEGACY_JPG = re.compile(r"^/speedtest/random(\d{2,4})x\1\.jpg$")
+CORS = (
+    "Access-Control-Allow-Origin: *\r\n"
+    "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+    "Access-Control-Allow-Headers: Content-Encoding, Content-Type, Authorization\r\n"
+)
+NO_CACHE = "Cache-Control: no-store, no-cache, must-revalidate, max-age=0\r\nPragma: no-cache\r\n"
+REASONS = {
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    411: "Length Required",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_clients: int = 32
+    max_request_bytes: int = 256 * MIB  # one download (ckSize x 1 MiB) or one upload body
+    head_timeout_s: float = 10.0  # the whole request head, however slowly it trickles in
+    stall_timeout_s: float = 15.0  # no progress on a read or write for this long: dropped
+    request_timeout_s: float = 300.0  # one request's body, start to end
+    token: str = ""  # when set: "Authorization: Bearer <token>" or ?token=<token>
+
+
+@dataclasses.dataclass
+class Stats:
+    connections: int = 0
+    refused_busy: int = 0
+    dropped_slow: int = 0
+    requests: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+class Drop(Exception):
+    """End this connection, optionally after one short error response."""
+
+    def __init__(self, status: Optional[int] = None, why: str = "") -> None:
+        super().__init__(why)
+        self.status = status
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    keep_alive: bool
+
+
+def parse_head(head: bytes) -> Request:
+    try:
+        text = head.decode("latin-1")
+        line, *rest = text.split("\r\n")
+        method, target, version = line.split(" ")
+    except ValueError:
+        raise Drop(400, "malformed request line") from None
+    if not version.startswith("HTTP/1."):
+        raise Drop(400, "not HTTP/1.x")
+    headers: dict[str, str] = {}
+    for h in rest:
+        name, sep, value = h.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    parts = urlsplit(target)
+    connection = headers.get("connection", "").lower()
+    keep_alive = connection != "close" and (version == "HTTP/1.1" or connection == "keep-alive")
+    return Request(method.upper(), canonical_path(parts.path), parse_qs(parts.query), headers, keep_alive)
+
+
+def canonical_path(path: str) -> str:
+    """/backend/garbage.php, /garbage.php and /garbage are one endpoint."""
+    if path.startswith("/backend/"):
+        path = path[len("/backend") :]
+    if path.endswith(".php") and not path.startswith("/speedtest/"):
+        path = path[:-4]
+    return path
+
+
+def legacy_jpg_size(n: int) -> int:
+    """speedtest.net's random{N}x{N}.jpg files weigh about two bytes per pixel."""
+    return 2 * n * n
+
+
+class SpeedServer:
+    def __init__(self, limits: Limits = Limits(), pool: Optional[bytes] = None) -> None:
+        self.limits = limits
+        self.stats = Stats()
+        self.active = 0
+        buf = pool if pool is not None else os.urandom(POOL_BYTES)
+        # The pool plus a copy of its first MiB, so any offset yields a whole MiB without wrapping.
+        self.pool = memoryview(buf + buf[:MIB])
+        self.pool_size = len(buf)
+        self.offset = 0
+        self.server: Optional[asyncio.AbstractServer] = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self.server = await asyncio.start_server(self.handle, host, port, limit=MAX_HEAD_BYTES, backlog=128)
+        addr = self.server.sockets[0].getsockname()
+        return str(addr[0]), int(addr[1])
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    def chunk(self) -> memoryview:
+        start = self.offset
+        self.offset = (self.offset + STRIDE) % self.pool_size
+        return self.pool[start : start + MIB]
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.stats.connections += 1
+        peer = writer.get_extra_info("peername")
+        if self.active >= self.limits.max_clients:
+            self.stats.refused_busy += 1
+            writer.write(self.head(503, 0, keep_alive=False, extra="Retry-After: 60\r\n"))
+            await self.finish(writer)
+            return
+        self.active += 1
+        writer.transport.set_write_buffer_limits(high=4 * MIB)
+        try:
+            while await self.serve_one(reader, writer, peer):
+                pass
+        except Drop as exc:
+            log.debug("dropping %s: %s", peer, exc)
+            if exc.status is not None:
+                writer.write(self.head(exc.status, 0, keep_alive=False))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.active -= 1
+            await self.finish(writer)
+
+    async def finish(self, writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.close()
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+        except (ConnectionError, asyncio.TimeoutError, OSError):
+            pass
+
+    async def read_head(self, reader: asyncio.StreamReader) -> Optional[bytes]:
+        try:
+            first = await asyncio.wait_for(reader.read(1), self.limits.stall_timeout_s)
+        except asyncio.TimeoutError:
+            return None  # an idle keep-alive connection: closed quietly
+        if not first:
+            return None
+        try:
+            rest = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.limits.head_timeout_s)
+        except asyncio.TimeoutError:
+            self.stats.dropped_slow += 1
+            raise Drop(408, "request head too slow") from None
+        except asyncio.LimitOverrunError:
+            raise Drop(431, "request head too large") from None
+        return first + rest
+
+    async def serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object) -> bool:
+        head = await self.read_head(reader)
+        if head is None:
+            return False
+        req = parse_head(head)
+        self.stats.requests += 1
+        self.check_token(req)
+        if req.method == "OPTIONS":
+            writer.write(self.head(204, 0, req.keep_alive))
+        elif req.path == "/garbage" and req.method == "GET":
+            await self.send_garbage(writer, req)
+        elif req.path in ("/empty", "/speedtest/upload.php") and req.method in ("GET", "POST"):
+            size = await self.discard_body(reader, req) if req.method == "POST" else 0
+            body = f"size={size}".encode() if req.path == "/speedtest/upload.php" else b""
+            writer.write(self.head(200, len(body), req.keep_alive) + body)
+        elif req.path == "/getIP" and req.method == "GET":
+            ip = peer[0] if isinstance(peer, tuple) else ""
+            body = json.dumps({"processedString": ip, "rawIspInfo": ""}).encode()
+            writer.write(self.head(200, len(body), req.keep_alive, "Content-Type: application/json\r\n") + body)
+        elif req.path == "/speedtest/latency.txt" and req.method == "GET":
+            writer.write(self.head(200, 10, req.keep_alive, "Content-Type: text/plain\r\n") + b"test=test\n")
+        elif LEGACY_JPG.match(req.path) and req.method == "GET":
+            match = LEGACY_JPG.match(req.path)
+            assert match is not None
+            await self.send_random(writer, req, legacy_jpg_size(int(match.group(1))), "image/jpeg")
+        else:
+            status = 405 if req.path in ("/garbage", "/empty", "/getIP") else 404
+            raise Drop(status, f"{req.method} {req.path}")
+        await self.drain(writer)
+        return req.keep_alive
+
+    def check_token(self, req: Request) -> None:
+        token = self.limits.token
+        if not token or req.method == "OPTIONS":
+            return
+        auth = req.headers.get("authorization", "")
+        given = auth[7:] if auth.lower().startswith("bearer ") else (req.query.get("token") or [""])[0]
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise Drop(403, "bad or missing token")
+
+    async def send_garbage(self, writer: asyncio.StreamWriter, req: Request) -> None:
+        raw = (req.query.get("ckSize") or ["4"])[0]
+        if not raw.isdigit() or int(raw) < 1:
+            raise Drop(400, f"bad ckSize {raw[:20]!r}")
+        await self.send_random(writer, req, int(raw) * MIB, "application/octet-stream")
+
+    async def send_random(self, writer: asyncio.StreamWriter, req: Request, size: int, ctype: str) -> None:
+        if size > self.limits.max_request_bytes:
+            raise Drop(413, f"{size} bytes asked")
+        extra = f"Content-Type: {ctype}\r\nContent-Disposition: attachment; filename=random.dat\r\n"
+        writer.write(self.head(200, size, req.keep_alive, extra))
+        left = size
+        while left > 0:
+            piece = self.chunk()[: min(left, MIB)]
+            writer.write(piece)
+            left -= len(piece)
+            self.stats.bytes_sent += len(piece)
+            await self.drain(writer)
+
+    async def drain(self, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(writer.drain(), self.limits.stall_timeout_s)
+        except asyncio.TimeoutError:
+            self.stats.dropped_slow += 1
+            raise Drop(None, "client stopped reading") from None
+
+    async def discard_body(self, reader: asyncio.StreamReader, req: Request) -> int:
+        length = req.headers.get("content-length", "")
+        if not length.isdigit():
+            raise Drop(411, "upload without Content-Length")
+        size = int(length)
+        if size > self.limits.max_request_bytes:
+            raise Drop(413, f"{size} bytes offered")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.request_timeout_s
+        left = size
+        while left > 0:
+            wait = min(self.limits.stall_timeout_s, deadline - loop.time())
+            try:
+                got = await asyncio.wait_for(reader.read(min(left, MIB)), max(wait, 0.0))
+            except asyncio.TimeoutError:
+                self.stats.dropped_slow += 1
+                raise Drop(408, "upload stalled") from None
+            if not got:
+                raise ConnectionResetError("client went away mid-upload")
+            left -= len(got)
+            self.stats.bytes_received += len(got)
+        return size
+
+    @staticmethod
+    def head(status: int, length: int, keep_alive: bool, extra: str = "") -> bytes:
+        conn = "keep-alive" if keep_alive else "close"
+        return (
+            f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Length: {length}\r\n"
+            f"Connection: {conn}\r\n{CORS}{NO_CACHE}{extra}\r\n"
+        ).encode("latin-1")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """HOST:PORT, [V6]:PORT or :PORT (all interfaces)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"bad --listen '{text}': expected HOST:PORT, e.g. 0.0.0.0:{DEFAULT_PORT}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", metavar="HOST:PORT", help="where to listen")
+    p.add_argument("--max-clients", type=int, default=Limits.max_clients, help="more get HTTP 503")
+    p.add_argument("--max-request-mb", type=float, default=Limits.max_request_bytes / MIB, help="per request (MiB)")
+    p.add_argument("--timeout", type=float, default=Limits.stall_timeout_s, help="seconds without progress")
+    p.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="require this shared token (also $NETPROBE_SPEED_TOKEN); kept out of argv so ps cannot show it",
+    )
+
+
+def read_token(path: Optional[str]) -> str:
+    if path:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    return os.environ.get("NETPROBE_SPEED_TOKEN", "")
+
+
+async def serve_forever(server: SpeedServer, host: str, port: int) -> None:
+    bound = await server.start(host, port)
+    print(f"netprobe speed-server listening on {bound[0]}:{bound[1]}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.close()
+
+
+def main(args: argparse.Namespace) -> int:
+    def fail(message: str, code: int) -> int:
+        print(f"netprobe: {message}", file=sys.stderr)
+        return code
+
+    try:
+        host, port = parse_listen(args.listen)
+    except ValueError as exc:
+        return fail(str(exc), 64)
+    if args.max_clients < 1 or args.max_request_mb <= 0 or args.timeout <= 0:
+        return fail("--max-clients, --max-request-mb and --timeout must be positive", 64)
+    try:
+        token = read_token(args.token_file)
+    except OSError as exc:
+        return fail(f"cannot read token file: {exc.strerror}", 64)
+    limits = Limits(
+        max_clients=args.max_clients,
+        max_request_bytes=int(args.max_request_mb * MIB),
+        stall_timeout_s=args.timeout,
+        token=token,
+    )
+    try:
+        asyncio.run(serve_forever(SpeedServer(limits), host, port))
+    except PermissionError:
+        return fail(f"no permission to listen on {host}:{port} (ports below 1024 need root)", 77)
+    except OSError as exc:
+        return fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1)
+    return 0
