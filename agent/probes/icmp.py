@@ -228,8 +228,10 @@ async def ping(
         if send_error and not tally.rtt_ms and exchange.echo_id is None:
             reason = "this host has no IPv6 route" if family == socket.AF_INET6 else send_error
             raise ProbeFailure(UNREACHABLE, f"cannot send to {address}: {reason}")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(exchange.done.wait(), timeout)
+        if not tally.complete():  # `done` may be stale: set while the last requests were still unsent
+            exchange.done.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(exchange.done.wait(), timeout)
     finally:
         loop.remove_reader(exchange.fd_sock.fileno())
         icmp_sock.close()
