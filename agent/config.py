@@ -87,14 +87,76 @@ class TargetConfig:
         return self.name or f"{self.kind}:{self.target}"
 
 
+def check_broker(value: str) -> Optional[str]:
+    from agent.publish.naming import check_broker
+
+    return check_broker(value)
+
+
+def check_topic(value: str) -> Optional[str]:
+    from agent.publish.naming import check_template
+
+    return check_template(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class MqttConfig:
-    broker: str = setting("", help='"" means no broker: readings go to stdout as JSON lines')
+    broker: str = setting(
+        "", check=check_broker, help='mqtt://host[:port] or mqtts://host[:port]; "" = no broker: stdout JSON lines'
+    )
+    protocol: str = setting("3.1.1", choices=("3.1.1", "5"), help='MQTT version; "5" also reports ACL denials')
+    keepalive: int = setting(60, min=5, max=3600, help="seconds")
+    qos: int = setting(1, choices=(0, 1), help="1: a reading leaves the spool only on PUBACK")
+    persistent_session: bool = setting(True, help="clean_session=false (3.1.1) / session expiry (5)")
+    topic: str = setting("netprobe/{kecamatan}/{desa}/{node}/{measurement}", check=check_topic)
+    ca_file: str = setting("", help='CA bundle for mqtts://; "" = the system CA store')
+    cert_file: str = setting("", help="client certificate (mTLS)")
+    key_file: str = setting("", help="client key (mTLS)")
+    username: str = setting("")
+    password_file: str = setting("", help="file holding the password (first line)")
+    password_env: str = setting("NETPROBE_MQTT_PASSWORD", help="environment variable holding the password")
+    max_inflight: int = setting(20, min=1, max=1000, help="unacknowledged publishes at once; paces replay")
+    replay_rate: float = setting(0.0, min=0.0, help="publishes per second at most; 0 = the in-flight window only")
+    reconnect_min: float = setting(1.0, min=0.1, max=3600.0, help="seconds; backoff doubles with jitter")
+    reconnect_max: float = setting(300.0, min=0.1, max=86400.0, help="seconds; the backoff cap")
+    status_interval: float = setting(
+        300.0, min=0.0, help="seconds between retained status refreshes; 0 = on connect only"
+    )
+
+    def problems(self) -> list[Problem]:
+        found: list[Problem] = []
+        tls = self.broker.startswith("mqtts://")
+        for key in ("ca_file", "cert_file", "key_file", "password_file"):
+            path = getattr(self, key)
+            if path and not os.access(path, os.R_OK):
+                found.append(Problem(f"mqtt.{key}", f"cannot read '{path}'"))
+            elif path and key != "password_file" and not tls:
+                found.append(Problem(f"mqtt.{key}", "is only used with an mqtts:// broker"))
+        if bool(self.cert_file) != bool(self.key_file):
+            found.append(Problem("mqtt.key_file", "cert_file and key_file go together"))
+        if self.reconnect_max < self.reconnect_min:
+            found.append(Problem("mqtt.reconnect_max", f"must be at least reconnect_min ({self.reconnect_min:g})"))
+        return found
+
+    def password(self) -> str:
+        """From password_file, else the environment; never logged."""
+        if self.password_file:
+            with open(self.password_file, encoding="utf-8") as f:
+                return f.readline().rstrip("\r\n")
+        return os.environ.get(self.password_env, "") if self.password_env else ""
 
 
 @dataclasses.dataclass(frozen=True)
 class SpoolConfig:
     max_rows: int = setting(100_000, min=100, help="oldest readings are dropped beyond this")
+    max_mb: float = setting(50.0, min=0.1, help="payload megabytes; oldest readings are dropped beyond this")
+
+
+@dataclasses.dataclass(frozen=True)
+class DaemonConfig:
+    host_interval: float = setting(300.0, min=0.0, help="seconds between host-health readings; 0 = none")
+    splay: float = setting(60.0, min=0.0, help="random start delay, at most this and one interval (seconds)")
+    jitter: float = setting(0.1, min=0.0, max=0.5, help="each interval varies by up to this fraction")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +189,7 @@ class Config:
     spool: SpoolConfig = setting(factory=SpoolConfig)
     throughput: ThroughputConfig = setting(factory=ThroughputConfig)
     linktype: LinktypeConfig = setting(factory=LinktypeConfig)
+    daemon: DaemonConfig = setting(factory=DaemonConfig)
     source: str = internal("")
     digest: str = internal("")
 
@@ -174,6 +237,7 @@ def build_target(data: Any, path: str, problems: list[Problem]) -> Optional[Targ
 
 
 def cross_checks(cfg: Config, problems: list[Problem]) -> None:
+    problems.extend(cfg.mqtt.problems())
     seen: dict[str, int] = {}
     for i, t in enumerate(cfg.targets):
         path = f"targets[{i}]"

@@ -36,45 +36,19 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
-import urllib.parse
 from typing import Any, Callable, Optional
 
 import paho.mqtt.client as paho
 
+from agent.publish.naming import BrokerUrl
+
+__all__ = ["BrokerUrl", "ConnectOptions", "MqttClient", "Will"]
+
 PAHO_V2 = hasattr(paho, "CallbackAPIVersion")
 PROTOCOLS = {"3.1.1": paho.MQTTv311, "5": paho.MQTTv5}
-DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 NOT_AUTHORIZED = 0x87
 # MQTT 3.1.1 CONNACK return codes 1-5, in MQTT 5 numbering (as paho 2 maps them).
 V3_CONNACK = {0: 0, 1: 0x84, 2: 0x85, 3: 0x88, 4: 0x86, 5: 0x87}
-
-
-@dataclasses.dataclass(frozen=True)
-class BrokerUrl:
-    host: str
-    port: int
-    tls: bool
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerUrl:
-        """mqtt://host[:port] or mqtts://host[:port]; raises ValueError with a readable reason."""
-        parts = urllib.parse.urlsplit(url.strip())
-        if parts.scheme not in DEFAULT_PORTS:
-            raise ValueError("must start with mqtt:// or mqtts://")
-        if not parts.hostname:
-            raise ValueError("has no host name")
-        if parts.username or parts.password:
-            raise ValueError("must not contain a user or password (use mqtt.username and mqtt.password_file)")
-        if parts.path not in ("", "/") or parts.query:
-            raise ValueError("must not have a path or query")
-        try:
-            port = parts.port or DEFAULT_PORTS[parts.scheme]
-        except ValueError:
-            raise ValueError("has an invalid port") from None
-        return cls(parts.hostname, port, parts.scheme == "mqtts")
-
-    def __str__(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +157,10 @@ class MqttClient:
 
     def loop_stop(self) -> None:
         self._client.loop_stop()
+
+    def reconnect_delay_set(self, min_s: float, max_s: float) -> None:
+        """Backoff of paho's own reconnects (loop_start mode only)."""
+        self._client.reconnect_delay_set(min_s, max_s)  # type: ignore[arg-type]
 
     def disconnect(self) -> None:
         self._client.disconnect()
