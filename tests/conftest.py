@@ -6,4 +6,5 @@ from __future__ import annotations
 pytest_plugins: list[str] = [
     "tests.fixtures.loopback",
     "tests.fixtures.mosquitto",
+    "tests.fixtures.testbed",
 ]
