@@ -140,6 +140,7 @@ class SpeedServer:
         self.pool_size = len(buf)
         self.offset = 0
         self.server: Optional[asyncio.AbstractServer] = None
+        self.writers: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self.server = await asyncio.start_server(self.handle, host, port, limit=MAX_HEAD_BYTES, backlog=128)
@@ -149,6 +150,8 @@ class SpeedServer:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
+            for writer in list(self.writers):
+                writer.transport.abort()
             await self.server.wait_closed()
 
     def chunk(self) -> memoryview:
@@ -165,6 +168,7 @@ class SpeedServer:
             await self.finish(writer)
             return
         self.active += 1
+        self.writers.add(writer)
         writer.transport.set_write_buffer_limits(high=4 * MIB)
         try:
             while await self.serve_one(reader, writer, peer):
@@ -173,10 +177,11 @@ class SpeedServer:
             log.debug("dropping %s: %s", peer, exc)
             if exc.status is not None:
                 writer.write(self.head(exc.status, 0, keep_alive=False))
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went, or the server is shutting down
         finally:
             self.active -= 1
+            self.writers.discard(writer)
             await self.finish(writer)
 
     async def finish(self, writer: asyncio.StreamWriter) -> None:

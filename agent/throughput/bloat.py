@@ -1,0 +1,48 @@
+"""Latency under load: how much a transfer raises the RTT, graded as Waveform's bufferbloat test does.
+
+A deep queue in a modem or a satellite terminal hides behind a good idle RTT:
+voice calls break only while someone downloads. The grade is taken from the
+worse direction.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Optional, Union
+
+# (grade, increase below this many ms): Waveform's bufferbloat scale.
+GRADES: tuple[tuple[str, float], ...] = (("A+", 5.0), ("A", 30.0), ("B", 60.0), ("C", 200.0), ("D", 400.0))
+WORST = "F"
+
+
+def median_ms(samples: Sequence[float]) -> Optional[float]:
+    return round(statistics.median(samples), 3) if samples else None
+
+
+def grade(increase_ms: Optional[float]) -> Optional[str]:
+    if increase_ms is None:
+        return None
+    for name, below in GRADES:
+        if increase_ms < below:
+            return name
+    return WORST
+
+
+def assess(
+    idle: Sequence[float], loaded_down: Sequence[float], loaded_up: Sequence[float]
+) -> dict[str, Union[float, str, None]]:
+    """Fields for a Reading: idle and loaded medians, the increase and its grade."""
+    idle_ms = median_ms(idle)
+    down_ms, up_ms = median_ms(loaded_down), median_ms(loaded_up)
+    loaded = [v for v in (down_ms, up_ms) if v is not None]
+    loaded_ms = max(loaded) if loaded else None
+    increase = None if idle_ms is None or loaded_ms is None else round(max(0.0, loaded_ms - idle_ms), 3)
+    return {
+        "rtt_idle_ms": idle_ms,
+        "rtt_loaded_ms": loaded_ms,
+        "rtt_loaded_down_ms": down_ms,
+        "rtt_loaded_up_ms": up_ms,
+        "bufferbloat_ms": increase,
+        "bufferbloat_grade": grade(increase),
+    }

@@ -1,0 +1,139 @@
+"""The data budget: a ledger of bytes spent on tests, and the rule that decides whether one may run.
+
+On a satellite quota every test is paid for, so the node keeps count across
+restarts (a JSON file in the state directory, replaced atomically) and the
+month starts on the day the operator's quota resets. A test is skipped when
+it would pass a budget, estimating its cost from the last test's bytes.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+from typing import Any, Optional
+
+log = logging.getLogger(__name__)
+
+LEDGER_FILE = "throughput-ledger.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    monthly_bytes: Optional[int]  # None: no limit
+    daily_bytes: Optional[int]
+    reset_day: int = 1  # day of month the monthly count starts again (clamped to short months)
+
+
+@dataclasses.dataclass(frozen=True)
+class LedgerState:
+    period: str = ""  # first day of the current monthly period, ISO date
+    day: str = ""  # the day daily_bytes counts, ISO date
+    month_bytes: int = 0
+    day_bytes: int = 0
+    tests: int = 0
+    last_bytes: Optional[int] = None  # bytes of the last test, the estimate for the next
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LedgerState:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def period_start(today: dt.date, reset_day: int) -> dt.date:
+    """The first day of the monthly period `today` falls in."""
+
+    def clamped(year: int, month: int) -> dt.date:
+        return dt.date(year, month, min(reset_day, calendar.monthrange(year, month)[1]))
+
+    this_month = clamped(today.year, today.month)
+    if today >= this_month:
+        return this_month
+    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+    return clamped(year, month)
+
+
+def roll(state: LedgerState, today: dt.date, reset_day: int) -> LedgerState:
+    """The state with its counters reset where a new period or a new day has begun."""
+    period = period_start(today, reset_day).isoformat()
+    if state.period != period:
+        state = dataclasses.replace(state, period=period, month_bytes=0)
+    if state.day != today.isoformat():
+        state = dataclasses.replace(state, day=today.isoformat(), day_bytes=0)
+    return state
+
+
+def record(state: LedgerState, used: int, today: dt.date, reset_day: int) -> LedgerState:
+    state = roll(state, today, reset_day)
+    return dataclasses.replace(
+        state,
+        month_bytes=state.month_bytes + used,
+        day_bytes=state.day_bytes + used,
+        tests=state.tests + 1,
+        last_bytes=used,
+    )
+
+
+def refusal(state: LedgerState, budget: Budget, today: dt.date, estimate: int) -> Optional[str]:
+    """Why a test estimated at `estimate` bytes may not run now; None if it may."""
+    state = roll(state, today, budget.reset_day)
+    mb = 1e6
+    if budget.daily_bytes is not None and state.day_bytes + estimate > budget.daily_bytes:
+        return (
+            f"daily data budget: {state.day_bytes / mb:.1f} of {budget.daily_bytes / mb:.1f} MB used today, "
+            f"a test costs about {estimate / mb:.1f} MB"
+        )
+    if budget.monthly_bytes is not None and state.month_bytes + estimate > budget.monthly_bytes:
+        return (
+            f"monthly data budget: {state.month_bytes / mb:.1f} of {budget.monthly_bytes / mb:.1f} MB used "
+            f"since {state.period}, a test costs about {estimate / mb:.1f} MB"
+        )
+    return None
+
+
+def estimate_bytes(state: LedgerState, cap: int) -> int:
+    """The next test's cost: the last one's bytes, or the per-test cap before any test ran."""
+    return min(state.last_bytes, cap) if state.last_bytes is not None else cap
+
+
+class Ledger:
+    """The state on disk. A damaged file is kept aside and counting starts again, logged loudly."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.path = os.path.join(state_dir, LEDGER_FILE)
+
+    def load(self) -> LedgerState:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
+            return LedgerState.from_dict(data)
+        except FileNotFoundError:
+            return LedgerState()
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("throughput ledger %s is unreadable (%s); starting a new count", self.path, exc)
+            with contextlib.suppress(OSError):
+                os.replace(self.path, self.path + ".bad")
+            return LedgerState()
+
+    def save(self, state: LedgerState) -> None:
+        directory = os.path.dirname(self.path) or "."
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".ledger-", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(state.to_dict(), f, separators=(",", ":"))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise

@@ -1,0 +1,157 @@
+"""A minimal keep-alive HTTP/1.1 client connection for the speed test: requests, heads, bodies.
+
+Small on purpose: speed test bodies are read and thrown away, counted as they
+come, in Content-Length, chunked or read-to-close framing (LibreSpeed's PHP
+backend sends no Content-Length).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from typing import Callable, Optional
+
+from agent import __version__
+from agent.probes.base import (
+    HTTP_ERROR,
+    PROTOCOL_ERROR,
+    REFUSED,
+    TIMEOUT,
+    TLS_ERROR,
+    UNREACHABLE,
+    ProbeFailure,
+)
+from agent.throughput import tcpinfo
+
+READ_SIZE = 256 * 1024
+MAX_HEAD = 64 * 1024
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host_header: str) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.host_header = host_header
+        self.reusable = True
+
+    @classmethod
+    async def open(
+        cls, host: str, port: int, tls: Optional[ssl.SSLContext], timeout: float, host_header: str
+    ) -> Connection:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=tls, server_hostname=host if tls else None, limit=MAX_HEAD),
+                timeout,
+            )
+        except asyncio.TimeoutError:
+            raise ProbeFailure(TIMEOUT, f"no connection to {host}:{port} within {timeout:g} s") from None
+        except ConnectionRefusedError:
+            raise ProbeFailure(REFUSED, f"{host}:{port} refused the connection") from None
+        except ssl.SSLError as exc:
+            raise ProbeFailure(TLS_ERROR, f"TLS with {host} failed: {exc.reason or exc}") from None
+        except socket.gaierror as exc:
+            raise ProbeFailure("resolve_failed", f"cannot resolve {host}: {exc.strerror}") from None
+        except OSError as exc:
+            raise ProbeFailure(UNREACHABLE, f"cannot reach {host}:{port}: {exc.strerror or exc}") from None
+        return cls(reader, writer, host_header)
+
+    @property
+    def sock(self) -> Optional[socket.socket]:
+        return self.writer.get_extra_info("socket")
+
+    def counters(self) -> Optional[tuple[int, int]]:
+        return tcpinfo.counters(self.sock)
+
+    def send_head(self, method: str, path: str, length: Optional[int] = None, token: str = "") -> None:
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self.host_header}",
+            f"User-Agent: netprobe/{__version__}",
+            "Accept: */*",
+            "Accept-Encoding: identity",
+            "Cache-Control: no-cache",
+        ]
+        if length is not None:
+            lines += [f"Content-Length: {length}", "Content-Type: application/octet-stream"]
+        if token:
+            lines.append(f"Authorization: Bearer {token}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    async def read_head(self, timeout: float) -> tuple[int, dict[str, str]]:
+        try:
+            head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), timeout)
+        except asyncio.TimeoutError:
+            raise ProbeFailure(TIMEOUT, f"no answer within {timeout:g} s") from None
+        except asyncio.IncompleteReadError:
+            raise ProbeFailure(PROTOCOL_ERROR, "the server closed the connection without answering") from None
+        except asyncio.LimitOverrunError:
+            raise ProbeFailure(PROTOCOL_ERROR, "response head too large") from None
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise ProbeFailure(PROTOCOL_ERROR, f"not an HTTP response: {lines[0][:60]!r}")
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        if headers.get("connection", "").lower() == "close":
+            self.reusable = False
+        return int(parts[1]), headers
+
+    async def read_body(self, headers: dict[str, str], timeout: float, on_bytes: Callable[[int], None]) -> None:
+        """Read and discard the body, reporting its size as it arrives."""
+        length = headers.get("content-length", "")
+        if length.isdigit():
+            await self._read_exactly(int(length), timeout, on_bytes)
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            await self._read_chunked(timeout, on_bytes)
+        else:
+            self.reusable = False
+            while True:
+                data = await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
+                if not data:
+                    return
+                on_bytes(len(data))
+
+    async def _read_exactly(self, n: int, timeout: float, on_bytes: Callable[[int], None]) -> None:
+        while n > 0:
+            data = await asyncio.wait_for(self.reader.read(min(n, READ_SIZE)), timeout)
+            if not data:
+                raise ProbeFailure(PROTOCOL_ERROR, "the server closed the connection mid-body")
+            n -= len(data)
+            on_bytes(len(data))
+
+    async def _read_chunked(self, timeout: float, on_bytes: Callable[[int], None]) -> None:
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), timeout)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise ProbeFailure(PROTOCOL_ERROR, "bad chunk size in a chunked body") from None
+            if size == 0:
+                while (await asyncio.wait_for(self.reader.readline(), timeout)) not in (b"\r\n", b""):
+                    pass
+                return
+            await self._read_exactly(size, timeout, on_bytes)
+            await asyncio.wait_for(self.reader.readexactly(2), timeout)
+
+    async def request(self, method: str, path: str, timeout: float, token: str = "") -> int:
+        """A small request whose body is ignored; returns the status."""
+        self.send_head(method, path, 0 if method == "POST" else None, token)
+        status, headers = await self.read_head(timeout)
+        await self.read_body(headers, timeout, lambda n: None)
+        return status
+
+    def close(self, abort: bool = False) -> None:
+        if abort:
+            tcpinfo.abort(self.sock)
+        self.writer.close()
+
+
+def expect_ok(status: int, what: str) -> None:
+    if status == 403:
+        raise ProbeFailure(HTTP_ERROR, f"{what}: HTTP 403 (the server wants a token)")
+    if status != 200:
+        raise ProbeFailure(HTTP_ERROR, f"{what}: HTTP {status}")

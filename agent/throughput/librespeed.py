@@ -1,0 +1,297 @@
+"""The `http` backend: a LibreSpeed-compatible client (our speed-server, or any LibreSpeed install).
+
+Several streams download `/garbage?ckSize=N` and upload to `/empty` while a
+separate connection pings `/empty`, first idle and then under load. Goodput is
+read from the kernel's TCP counters every SAMPLE_S and handed to the
+estimator, which drops the slow-start warm-up and says when to stop. Requests
+are sized from an Allowance, so the byte cap holds by construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import ssl
+import time
+from typing import Callable, Optional
+from urllib.parse import urlsplit
+
+from agent.probes.base import BAD_TARGET, HTTP_ERROR, ProbeFailure
+from agent.throughput.estimator import BYTE_CAP, SERVER_END, Allowance, RateEstimator, StopRules
+from agent.throughput.httpconn import Connection, expect_ok
+from agent.throughput.result import Phase
+
+log = logging.getLogger(__name__)
+
+MIB = 1 << 20
+SAMPLE_S = 0.1
+MAX_CHUNKS_PER_REQUEST = 16
+IDLE_PINGS = 5
+PATH_STYLES = ("", "/backend")  # base/garbage ..., base/backend/garbage.php ...
+
+Progress = Callable[[str, float, Optional[float]], None]  # (direction, seconds, bit/s)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    streams: int = 4
+    time_cap_s: float = 10.0
+    byte_cap: Optional[int] = None
+    upload: bool = True
+    upload_share: float = 0.3  # of the byte cap kept back for the upload
+    stable_pct: float = 3.0
+    stable_span_s: float = 1.0
+    token: str = ""
+    verify_tls: bool = True
+    ca_file: str = ""
+    timeout: float = 10.0
+    ping_interval_s: float = 0.2
+
+
+@dataclasses.dataclass
+class Endpoint:
+    scheme: str
+    host: str
+    port: int
+    base: str  # path prefix, no trailing slash
+    php: bool = False  # /empty.php rather than /empty
+
+    def path(self, name: str, query: str = "") -> str:
+        p = f"{self.base}/{name}{'.php' if self.php else ''}"
+        return f"{p}?{query}" if query else p
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        return self.host if self.port == default else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host_header}{self.base}"
+
+
+def parse_base(url: str) -> Endpoint:
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProbeFailure(BAD_TARGET, f"bad speed server URL '{url}': expected http(s)://host[:port][/path]")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ProbeFailure(BAD_TARGET, f"bad port in '{url}'") from None
+    base = parts.path.rstrip("/")
+    for suffix in ("/empty.php", "/empty", "/garbage.php", "/garbage"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    return Endpoint(parts.scheme, parts.hostname, port, base)
+
+
+class Client:
+    def __init__(self, endpoint: Endpoint, settings: Settings, progress: Optional[Progress] = None) -> None:
+        self.ep = endpoint
+        self.s = settings
+        self.progress = progress
+        self.tls: Optional[ssl.SSLContext] = None
+        if endpoint.scheme == "https":
+            self.tls = ssl.create_default_context(cafile=settings.ca_file or None)
+            if not settings.verify_tls:
+                self.tls.check_hostname = False
+                self.tls.verify_mode = ssl.CERT_NONE
+        self.pool = memoryview(os.urandom(MIB))
+        self.extra_bytes = 0  # pings and probes outside the phases
+
+    async def connect(self) -> Connection:
+        return await Connection.open(self.ep.host, self.ep.port, self.tls, self.s.timeout, self.ep.host_header)
+
+    async def find_style(self, conn: Connection) -> Connection:
+        """Go-style (/empty) or PHP-style (/empty.php, /backend/empty.php) names: the first that answers."""
+        for base in (self.ep.base, *(self.ep.base + b for b in PATH_STYLES[1:])):
+            for php in (False, True):
+                candidate = dataclasses.replace(self.ep, base=base, php=php)
+                status = await conn.request("GET", candidate.path("empty"), self.s.timeout, self.s.token)
+                if not conn.reusable:
+                    conn.close()
+                    conn = await self.connect()
+                if status == 200:
+                    self.ep = candidate
+                    return conn
+                if status == 403:
+                    expect_ok(status, f"{self.ep}")
+        raise ProbeFailure(HTTP_ERROR, f"{self.ep} does not answer as a LibreSpeed server (no /empty)")
+
+    async def ping(self, conn: Connection, timeout: float) -> float:
+        t0 = time.perf_counter()
+        status = await conn.request("GET", self.ep.path("empty", f"r={time.monotonic_ns()}"), timeout, self.s.token)
+        expect_ok(status, "ping")
+        return (time.perf_counter() - t0) * 1000.0
+
+    async def measure(self) -> tuple[Optional[Phase], Optional[Phase], list[float]]:
+        conn = await self.find_style(await self.connect())
+        idle: list[float] = []
+        for _ in range(IDLE_PINGS):
+            idle.append(await self.ping(conn, self.s.timeout))
+            await asyncio.sleep(0.05)
+        idle_ms = sorted(idle)[len(idle) // 2]
+        rules = StopRules(
+            stable_pct=self.s.stable_pct, span_s=self.s.stable_span_s, time_cap_s=self.s.time_cap_s
+        ).for_rtt(idle_ms)
+        cap = self.s.byte_cap
+        reserve = int(cap * self.s.upload_share) if cap is not None and self.s.upload else 0
+        down_allow = Allowance(None if cap is None else cap - reserve, MIB)
+        counters = conn.counters()
+        self.extra_bytes += sum(counters) if counters else 0
+        conn.close()
+        down = await self.phase("download", down_allow, rules, idle_ms)
+        up = None
+        if self.s.upload:
+            up_allow = Allowance(None if cap is None else max(0, cap - down.bytes_moved), MIB)
+            if cap is None or up_allow.cap:
+                up = await self.phase("upload", up_allow, rules, idle_ms)
+            else:
+                up = Phase(None, 0, 0.0, 0, BYTE_CAP)
+        return down, up, idle
+
+    async def phase(self, direction: str, allowance: Allowance, rules: StopRules, idle_ms: float) -> Phase:
+        """One direction; its pings get a fresh connection, as a cancelled ping leaves one unusable."""
+        ping_conn, *conns = await asyncio.gather(*(self.connect() for _ in range(self.s.streams + 1)))
+        streams = [Stream(c) for c in conns]
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        worker = self.download if direction == "download" else self.upload
+        tasks = [asyncio.ensure_future(worker(s, allowance)) for s in streams]
+        rtts: list[float] = []
+        pinger = asyncio.ensure_future(self.ping_loop(ping_conn, rtts, max(2.0, idle_ms * 8 / 1000.0)))
+        est = RateEstimator(rules)
+        reason = SERVER_END
+        try:
+            while True:
+                await asyncio.wait(tasks, timeout=SAMPLE_S)
+                t = loop.time() - t0
+                est.add(t, sum(s.goodput(direction) for s in streams))
+                if self.progress:
+                    self.progress(direction, t, est.estimate_bps)
+                if all(task.done() for task in tasks):
+                    reason = BYTE_CAP if allowance.exhausted else SERVER_END
+                    break
+                stop = est.stop_reason(t)
+                if stop:
+                    reason = stop
+                    break
+            failures = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception()]
+            moved = sum(s.moved() for s in streams)
+            if failures and est.samples[-1][1] == 0:
+                raise failures[0]  # type: ignore[misc]
+            return Phase(
+                bps=est.estimate_bps,
+                bytes_moved=moved,
+                seconds=round(t, 3),
+                streams=len(streams),
+                stop_reason=reason,
+                warmup_s=est.warmup_s,
+                loaded_rtts=rtts,
+            )
+        finally:
+            pinger.cancel()
+            for task in tasks:
+                task.cancel()
+            for s in streams:
+                s.conn.close(abort=True)
+            await asyncio.gather(pinger, *tasks, return_exceptions=True)
+            counters = ping_conn.counters()
+            self.extra_bytes += sum(counters) if counters else 0
+            ping_conn.close(abort=True)
+
+    async def ping_loop(self, conn: Connection, rtts: list[float], timeout: float) -> None:
+        while True:
+            rtts.append(await self.ping(conn, timeout))
+            await asyncio.sleep(self.s.ping_interval_s)
+
+    async def download(self, s: Stream, allowance: Allowance) -> None:
+        want = 1
+        while True:
+            n = allowance.take(want)
+            if n == 0:
+                return
+            if not s.conn.reusable:
+                s.retire(await self.connect())
+            s.conn.send_head("GET", self.ep.path("garbage", f"ckSize={n}&r={time.monotonic_ns()}"), token=self.s.token)
+            status, headers = await s.conn.read_head(self.s.timeout)
+            expect_ok(status, f"download from {self.ep}")
+            await s.conn.read_body(headers, self.s.timeout, s.count)
+            want = min(want * 2, MAX_CHUNKS_PER_REQUEST)
+
+    async def upload(self, s: Stream, allowance: Allowance) -> None:
+        from agent.throughput import tcpinfo
+
+        tcpinfo.limit_unsent(s.conn.sock)
+        want = MIB
+        while True:
+            n = allowance.take_bytes(want)
+            if n == 0:
+                return
+            if not s.conn.reusable:
+                s.retire(await self.connect())
+                tcpinfo.limit_unsent(s.conn.sock)
+            s.conn.send_head("POST", self.ep.path("empty", f"r={time.monotonic_ns()}"), length=n, token=self.s.token)
+            left = n
+            while left > 0:
+                piece = self.pool[: min(left, MIB)]
+                s.conn.writer.write(piece)
+                s.count(len(piece))
+                left -= len(piece)
+                await asyncio.wait_for(s.conn.writer.drain(), self.s.timeout)
+            status, headers = await s.conn.read_head(self.s.timeout)
+            expect_ok(status, f"upload to {self.ep}")
+            await s.conn.read_body(headers, self.s.timeout, lambda _n: None)
+            want = min(want * 2, MAX_CHUNKS_PER_REQUEST * MIB)
+
+
+class Stream:
+    """One TCP stream's bytes: the kernel's count where it has one, else what the client read or wrote."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.app_bytes = 0
+        self.retired_acked = 0
+        self.retired_received = 0
+        self.last: tuple[int, int] = (0, 0)
+
+    def count(self, n: int) -> None:
+        self.app_bytes += n
+
+    def _kernel(self) -> Optional[tuple[int, int]]:
+        c = self.conn.counters()
+        if c is not None:
+            self.last = c
+        return c
+
+    def goodput(self, direction: str) -> int:
+        c = self._kernel()
+        if c is None:
+            return self.app_bytes
+        acked, received = c
+        return self.retired_acked + acked if direction == "upload" else self.retired_received + received
+
+    def moved(self) -> int:
+        c = self._kernel() or self.last
+        if c == (0, 0) and self.app_bytes:
+            return self.app_bytes
+        return self.retired_acked + self.retired_received + c[0] + c[1]
+
+    def retire(self, new: Connection) -> None:
+        """The server closed after a response; carry the old connection's counts over."""
+        c = self._kernel() or self.last
+        self.retired_acked += c[0]
+        self.retired_received += c[1]
+        self.last = (0, 0)
+        self.conn.close()
+        self.conn = new
+
+
+async def measure(
+    url: str, settings: Settings, progress: Optional[Progress] = None
+) -> tuple[Optional[Phase], Optional[Phase], list[float], str, int]:
+    """(download, upload, idle RTTs, server as found, bytes outside the phases)."""
+    client = Client(parse_base(url), settings, progress)
+    down, up, idle = await client.measure()
+    return down, up, idle, str(client.ep), client.extra_bytes
