@@ -1,0 +1,239 @@
+"""The regency's view of its fleet: pure functions from stored rows to node and kecamatan summaries.
+
+A desa is dark when its node is offline (its last will said so), silent (no
+reading for more than N intervals), or reports that nothing beyond its
+gateway answers (the gateway target succeeds, every public target fails).
+The "bebas blankspot" figure is the share of desa that are not dark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional
+
+ONLINE, OFFLINE, SILENT = "online", "offline", "silent"
+UPLINK_OK, UPLINK_GATEWAY_ONLY, UPLINK_UNKNOWN = "ok", "gateway_only", "unknown"
+PATH_PROBES = ("icmp", "tcp")
+UNKNOWN_LINK = "unknown"
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    interval_s: float = 300.0  # the agents' usual interval
+    silent_intervals: float = 3.0  # silent after this many intervals without a reading
+
+    @property
+    def silent_after_s(self) -> float:
+        return self.interval_s * self.silent_intervals
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeView:
+    node: str
+    kecamatan: str
+    desa: str
+    lat: Optional[float]
+    lon: Optional[float]
+    state: str
+    uplink: str
+    dark: bool
+    last_seen: Optional[float]
+    link_type: str
+    link_confidence: Optional[float]
+    latency_p50_ms: Optional[float]
+    loss_pct: Optional[float]
+    download_mbps: Optional[float]
+    upload_mbps: Optional[float]
+    bytes_month: int
+    seq_gaps: int
+    version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class KecamatanView:
+    kecamatan: str
+    nodes: int
+    desa_total: int
+    desa_reachable: int
+    desa_dark: int
+    share_reachable: float  # 0..1, the "bebas blankspot" figure
+    states: dict[str, int]
+    link_types: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _num(value: Any) -> Optional[float]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def state_of(node: dict[str, Any], now: float, policy: Policy) -> str:
+    """offline when the retained status says so, else silent when quiet too long, else online."""
+    if node.get("status") == OFFLINE:
+        return OFFLINE
+    last = node.get("last_seen") or node.get("status_received")
+    if last is None or now - float(last) > policy.silent_after_s:
+        return SILENT
+    return ONLINE
+
+
+def uplink_of(rows: Sequence[dict[str, Any]]) -> str:
+    """From the latest icmp/tcp readings: does anything beyond the gateway answer?"""
+    path = [r for r in rows if r["measurement"] in PATH_PROBES]
+    public = [r for r in path if r["target"] != "gateway"]
+    if not public:
+        return UPLINK_UNKNOWN
+    if any(r["ok"] and (_num(r["fields"].get("loss_pct")) or 0.0) < 100.0 for r in public):
+        return UPLINK_OK
+    return UPLINK_GATEWAY_ONLY
+
+
+def recent(rows: Sequence[dict[str, Any]], window_s: float) -> list[dict[str, Any]]:
+    """Drop latest-rows of targets that stopped reporting long before the node's newest one."""
+    if not rows:
+        return []
+    newest = max(r["ts"] for r in rows)
+    return [r for r in rows if newest - r["ts"] <= window_s]
+
+
+def node_view(
+    node: dict[str, Any], rows: Sequence[dict[str, Any]], bytes_month: int, now: float, policy: Policy
+) -> NodeView:
+    rows = recent(rows, max(policy.silent_after_s, 3600.0))
+    state = state_of(node, now, policy)
+    uplink = uplink_of(rows)
+    public = [r for r in rows if r["measurement"] in PATH_PROBES and r["target"] != "gateway"]
+    p50s = [
+        v for r in public if r["ok"] for v in [_num(r["fields"].get("rtt_p50_ms", r["fields"].get("connect_p50_ms")))]
+    ]
+    losses = [v for r in public for v in [_num(r["fields"].get("loss_pct"))] if v is not None]
+    link = max((r for r in rows if isinstance(r["fields"].get("link_type"), str)), key=lambda r: r["ts"], default=None)
+    speed = max(
+        (r for r in rows if _num(r["fields"].get("download_mbps")) is not None), key=lambda r: r["ts"], default=None
+    )
+    seq_gaps = 0
+    if node.get("seq_min") is not None and node.get("seq_max") is not None:
+        seq_gaps = max(0, int(node["seq_max"]) - int(node["seq_min"]) + 1 - int(node.get("seq_count") or 0))
+    clean_p50 = [v for v in p50s if v is not None]
+    return NodeView(
+        node=node["node"],
+        kecamatan=node.get("kecamatan") or "",
+        desa=node.get("desa") or "",
+        lat=_num(node.get("lat")),
+        lon=_num(node.get("lon")),
+        state=state,
+        uplink=uplink,
+        dark=state != ONLINE or uplink == UPLINK_GATEWAY_ONLY,
+        last_seen=_num(node.get("last_seen")),
+        link_type=str(link["fields"]["link_type"]) if link else UNKNOWN_LINK,
+        link_confidence=_num(link["fields"].get("confidence")) if link else None,
+        latency_p50_ms=round(statistics.median(clean_p50), 3) if clean_p50 else None,
+        loss_pct=round(statistics.fmean(losses), 2) if losses else None,
+        download_mbps=_num(speed["fields"].get("download_mbps")) if speed else None,
+        upload_mbps=_num(speed["fields"].get("upload_mbps")) if speed else None,
+        bytes_month=int(bytes_month),
+        seq_gaps=seq_gaps,
+        version=str((node.get("status_info") or {}).get("version", "")),
+    )
+
+
+def node_views(
+    nodes: Iterable[dict[str, Any]],
+    latest: Iterable[dict[str, Any]],
+    usage: dict[str, int],
+    now: float,
+    policy: Policy = Policy(),
+    kecamatan: Optional[str] = None,
+) -> list[NodeView]:
+    by_node: dict[str, list[dict[str, Any]]] = {}
+    for row in latest:
+        by_node.setdefault(row["node"], []).append(row)
+    wanted = kecamatan.casefold() if kecamatan else None
+    views = [
+        node_view(n, by_node.get(n["node"], []), usage.get(n["node"], 0), now, policy)
+        for n in nodes
+        if wanted is None or (n.get("kecamatan") or "").casefold() == wanted
+    ]
+    return sorted(views, key=lambda v: (v.kecamatan.casefold(), v.desa.casefold(), v.node))
+
+
+def kecamatan_views(views: Sequence[NodeView]) -> list[KecamatanView]:
+    """Per kecamatan: a desa is reachable when any of its nodes is online and gets beyond its gateway."""
+    groups: dict[str, list[NodeView]] = {}
+    for v in views:
+        groups.setdefault(v.kecamatan, []).append(v)
+    out = []
+    for name in sorted(groups, key=str.casefold):
+        members = groups[name]
+        desa: dict[str, bool] = {}
+        for v in members:
+            desa[v.desa] = desa.get(v.desa, False) or not v.dark
+        reachable = sum(desa.values())
+        states = {s: sum(1 for v in members if v.state == s) for s in (ONLINE, OFFLINE, SILENT)}
+        links: dict[str, int] = {}
+        for v in members:
+            links[v.link_type] = links.get(v.link_type, 0) + 1
+        out.append(
+            KecamatanView(
+                kecamatan=name,
+                nodes=len(members),
+                desa_total=len(desa),
+                desa_reachable=reachable,
+                desa_dark=len(desa) - reachable,
+                share_reachable=round(reachable / len(desa), 4) if desa else 0.0,
+                states=states,
+                link_types=dict(sorted(links.items())),
+            )
+        )
+    return out
+
+
+def totals(kecs: Sequence[KecamatanView]) -> dict[str, Any]:
+    desa = sum(k.desa_total for k in kecs)
+    reachable = sum(k.desa_reachable for k in kecs)
+    links: dict[str, int] = {}
+    for k in kecs:
+        for name, n in k.link_types.items():
+            links[name] = links.get(name, 0) + n
+    return {
+        "kecamatan": len(kecs),
+        "nodes": sum(k.nodes for k in kecs),
+        "desa_total": desa,
+        "desa_reachable": reachable,
+        "desa_dark": desa - reachable,
+        "share_reachable": round(reachable / desa, 4) if desa else 0.0,
+        "link_types": dict(sorted(links.items())),
+    }
+
+
+def chart_series(
+    rows: Iterable[tuple[str, float, str, dict[str, Any]]], since: float, buckets: int = 48, span_s: float = 86400.0
+) -> dict[str, dict[str, list[Optional[float]]]]:
+    """Per node, the public-target latency (median p50) and loss (mean) in equal time buckets."""
+    width = span_s / buckets
+    acc: dict[str, tuple[list[list[float]], list[list[float]]]] = {}
+    for node, ts, target, fields in rows:
+        if target == "gateway" or not since <= ts < since + span_s:
+            continue
+        i = int((ts - since) // width)
+        lat, loss = acc.setdefault(node, ([[] for _ in range(buckets)], [[] for _ in range(buckets)]))
+        p50, lost = _num(fields.get("rtt_p50_ms")), _num(fields.get("loss_pct"))
+        if p50 is not None:
+            lat[i].append(p50)
+        if lost is not None:
+            loss[i].append(lost)
+    return {
+        node: {
+            "latency_ms": [round(statistics.median(b), 2) if b else None for b in lat],
+            "loss_pct": [round(statistics.fmean(b), 2) if b else None for b in loss],
+        }
+        for node, (lat, loss) in acc.items()
+    }

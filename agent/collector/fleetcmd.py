@@ -1,0 +1,152 @@
+"""`netprobe fleet`: which desa are dark, which are on satellite, kecamatan by kecamatan."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", metavar="PATH", help="collector config (finds the database)")
+    p.add_argument("--kecamatan", metavar="K", help="only this kecamatan (case does not matter)")
+    p.add_argument("--json", action="store_true", help="print totals, kecamatan and nodes as JSON")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML page with charts")
+    p.add_argument("--lang", choices=("en", "id"), default="en", help="language of the text and the page")
+
+
+def gather(store: Any, cfg: Any, kecamatan: Any, now: float) -> dict[str, Any]:
+    from agent.collector import fleet
+    from agent.collector.store import month_of
+
+    policy = fleet.Policy(cfg.fleet.interval_s, cfg.fleet.silent_intervals)
+    nodes = store.nodes()
+    views = fleet.node_views(nodes, store.latest(), store.usage(month_of(now)), now, policy, kecamatan)
+    kecs = fleet.kecamatan_views(views)
+    kabupaten = next((n["kabupaten"] for n in nodes if n.get("kabupaten")), "Musi Banyuasin")
+    return {
+        "generated": now,
+        "kabupaten": kabupaten,
+        "views": views,
+        "kecamatan": kecs,
+        "totals": fleet.totals(kecs),
+        "rejects": store.rejects(),
+        "known": sorted({n.get("kecamatan") or "" for n in nodes}),
+    }
+
+
+def as_json(data: dict[str, Any], store: Any) -> str:
+    nodes = []
+    for v in data["views"]:
+        item = v.to_dict()
+        item["gap_ranges"] = store.gap_ranges(v.node) if v.seq_gaps else []
+        nodes.append(item)
+    out = {
+        "generated": data["generated"],
+        "kabupaten": data["kabupaten"],
+        "totals": data["totals"],
+        "kecamatan": [k.to_dict() for k in data["kecamatan"]],
+        "nodes": nodes,
+        "rejected": data["rejects"],
+    }
+    return json.dumps(out, ensure_ascii=False, indent=1)
+
+
+def as_text(data: dict[str, Any], lang: str) -> str:
+    from agent.collector.htmlview import fmt, fmt_bytes, fmt_time, link_label
+    from agent.i18n import text
+
+    t = data["totals"]
+    lines = [
+        text("fleet.title", lang, kabupaten=data["kabupaten"]),
+        text(
+            "fleet.blankspot",
+            lang,
+            share=f"{t['share_reachable'] * 100:.0f}",
+            reachable=t["desa_reachable"],
+            total=t["desa_total"],
+        ),
+        "",
+    ]
+    rows: list[list[Any]] = [
+        [text(f"fleet.col.{c}", lang) for c in ("kecamatan", "nodes", "desa", "reachable", "dark", "share", "links")]
+    ]
+    for k in data["kecamatan"]:
+        links = ", ".join(f"{n} {c}" for n, c in k.link_types.items())
+        share = f"{k.share_reachable * 100:.0f}%"
+        rows.append([k.kecamatan, k.nodes, k.desa_total, k.desa_reachable, k.desa_dark, share, links])
+    lines += [*table(rows), ""]
+    cols = ("node", "desa", "state", "link", "latency", "loss", "speed", "data", "gaps", "last_seen")
+    rows = [[text(f"fleet.col.{c}", lang) for c in cols]]
+    for v in data["views"]:
+        state = text(f"fleet.state.{v.state}", lang)
+        if v.state == "online" and v.uplink == "gateway_only":
+            state += " (" + text("fleet.uplink.gateway_only", lang) + ")"
+        speed = f"{fmt(v.download_mbps)}/{fmt(v.upload_mbps)}" if v.download_mbps is not None else "-"
+        rows.append(
+            [v.node, v.desa, state, link_label(v, lang), fmt(v.latency_p50_ms, 1, " ms"), fmt(v.loss_pct, 1, "%"),
+             speed, fmt_bytes(v.bytes_month), v.seq_gaps, fmt_time(v.last_seen, lang)]
+        )  # fmt: skip
+    lines += table(rows) if data["views"] else [text("fleet.none", lang)]
+    if data["rejects"]:
+        counts = ", ".join(f"{k} {n}" for k, n in sorted(data["rejects"].items()))
+        lines += ["", text("fleet.rejected", lang, counts=counts)]
+    return "\n".join(lines)
+
+
+def table(rows: list[list[Any]]) -> list[str]:
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+
+
+def main(args: argparse.Namespace) -> int:
+    from agent.cli import EX_CONFIG, EX_FAIL, EX_USAGE, err
+    from agent.collector import fleet
+    from agent.collector.htmlview import render_html
+    from agent.collector.settings import load_collector_config
+    from agent.collector.store import StoreDown, open_store
+    from agent.schema import ConfigError
+
+    try:
+        cfg = load_collector_config(args.config)
+    except ConfigError as exc:
+        for line in exc.summary().splitlines():
+            err(line)
+        return EX_CONFIG
+    try:
+        store = open_store(cfg.store.dsn, cfg.store.path, cfg.store.pg_schema, readonly=True)
+    except StoreDown as exc:
+        err(f"cannot read the collector's database: {exc}")
+        return EX_FAIL
+    try:
+        now = time.time()
+        data = gather(store, cfg, args.kecamatan, now)
+        if args.kecamatan and not data["views"]:
+            known = ", ".join(k for k in data["known"] if k) or "none yet"
+            err(f"no nodes in kecamatan '{args.kecamatan}'; known: {known}")
+            return EX_USAGE
+        if args.html:
+            since = now - 86400.0
+            series = fleet.chart_series(store.series(since), since)
+            page = render_html(
+                data["views"], data["kecamatan"], data["totals"], series, now, args.lang, data["kabupaten"],
+                data["rejects"],
+            )  # fmt: skip
+            try:
+                with open(args.html, "w", encoding="utf-8") as f:
+                    f.write(page)
+            except OSError as exc:
+                err(f"cannot write {args.html}: {exc.strerror}")
+                return EX_FAIL
+        if args.json:
+            print(as_json(data, store))
+        elif not args.html:
+            print(as_text(data, args.lang))
+    except StoreDown as exc:
+        err(f"cannot read the collector's database: {exc}")
+        return EX_FAIL
+    finally:
+        store.close()
+    return 0

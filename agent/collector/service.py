@@ -1,0 +1,329 @@
+"""The running collector: broker messages in, batches stored, then acknowledged.
+
+Delivery promise: a message is acknowledged (PUBACK) only after the
+transaction holding it has committed. While the database is down the batch is
+retried with backoff and nothing is acked; the broker stops sending once
+`receive_maximum` messages are unacked and keeps the rest in our persistent
+session. If the collector dies meanwhile, the broker re-delivers everything
+unacked on reconnect, and the reading id makes the re-delivery harmless.
+
+paho >= 2 acks manually after the commit. paho 1.6 (Debian 12) cannot defer
+an ack, so there the message callback waits until its batch is stored: the
+same promise, one batch per message, so slower.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from agent.collector.settings import CollectorConfig, read_password
+from agent.collector.store import Store, StoreDown, open_store
+from agent.collector.validate import Record, Rejected, Status, check_message
+from agent.publish.mqttclient import PAHO_V2, BrokerUrl, ConnectOptions, MqttClient
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY_S = 3600.0
+SUMMARY_EVERY_S = 60.0
+BROKER_QUIET_S = 5.0
+
+
+class StoppedUnstored(Exception):
+    """Raised inside paho 1.6's callback so that it sends no PUBACK for an unstored message."""
+
+
+class Message:
+    __slots__ = ("done", "mid", "payload", "qos", "topic")
+
+    def __init__(self, topic: str, payload: bytes, qos: int, mid: int, done: Optional[threading.Event]) -> None:
+        self.topic, self.payload, self.qos, self.mid, self.done = topic, payload, qos, mid, done
+
+
+class AckingClient(MqttClient):
+    """MqttClient plus what a subscriber needs: acks after storing, MQTT 5 receive maximum, mids."""
+
+    def __init__(self, opts: ConnectOptions, receive_maximum: int) -> None:
+        super().__init__(opts)
+        self.receive_maximum = receive_maximum
+        self.manual_ack = PAHO_V2 and hasattr(self._client, "manual_ack_set")
+        if self.manual_ack:
+            self._client.manual_ack_set(True)
+        self._client.reconnect_delay_set(1, 30)
+        self.on_raw: Optional[Callable[[str, bytes, int, int], None]] = None
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        kwargs = super()._connect_kwargs()
+        if self.is_v5:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            props = kwargs.get("properties") or Properties(PacketTypes.CONNECT)
+            props.ReceiveMaximum = self.receive_maximum
+            kwargs["properties"] = props
+        return kwargs
+
+    def _message(self, _client: Any, _userdata: Any, msg: Any) -> None:
+        if self.on_raw:
+            self.on_raw(msg.topic, bytes(msg.payload), int(msg.qos), int(msg.mid))
+
+    def ack(self, mid: int, qos: int) -> None:
+        if self.manual_ack and qos > 0:
+            self._client.ack(mid, qos)
+
+
+class Counters:
+    def __init__(self) -> None:
+        self.received = self.stored = self.duplicates = 0
+        self.rejected: dict[str, int] = {}
+
+
+class Collector:
+    def __init__(self, cfg: CollectorConfig, store_factory: Optional[Callable[[], Store]] = None) -> None:
+        self.cfg = cfg
+        self.inbox: queue.Queue[Message] = queue.Queue()
+        self.stopping = threading.Event()
+        self.counters = Counters()
+        self.logged_kinds: set[str] = set()
+        self.connected = threading.Event()
+        self.client: Optional[AckingClient] = None
+        self.store: Optional[Store] = None
+        self._store_factory = store_factory or self._open_store
+        self._down_since: Optional[float] = None
+
+    # -- broker -----------------------------------------------------------
+    def subscription(self) -> str:
+        b = self.cfg.broker
+        topic = f"{b.topic_prefix}/+/+/+/+"
+        return f"$share/{b.share_group}/{topic}" if b.share_group else topic
+
+    def _make_client(self) -> AckingClient:
+        b = self.cfg.broker
+        opts = ConnectOptions(
+            url=BrokerUrl.parse(b.url),
+            client_id=b.client_id,
+            protocol="5",
+            persistent=b.session_expiry_s > 0,
+            session_expiry_s=b.session_expiry_s,
+            ca_file=b.ca_file,
+            cert_file=b.cert_file,
+            key_file=b.key_file,
+            username=b.username,
+            password=read_password(b.password_file),
+        )
+        client = AckingClient(opts, b.receive_maximum)
+        client.on_raw = self._on_message
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def _on_connect(self, ok: bool, reason: str, session_present: bool) -> None:
+        if not ok:
+            log.error("broker %s refused the collector: %s (retrying)", self.cfg.broker.url, reason)
+            return
+        log.info("connected to %s (session present: %s)", self.cfg.broker.url, session_present)
+        assert self.client is not None
+        self.client.subscribe(self.subscription(), 1)
+
+    def _on_subscribe(self, mid: int, codes: list[int]) -> None:
+        if any(c >= 0x80 for c in codes):
+            log.error(
+                "broker refused the subscription %s (reason %s): check the collector's ACL", self.subscription(), codes
+            )
+            return
+        self.connected.set()
+        log.info("subscribed to %s", self.subscription())
+
+    def _on_disconnect(self, reason: str) -> None:
+        self.connected.clear()
+        if not self.stopping.is_set():
+            log.warning("lost the broker %s: %s (reconnecting)", self.cfg.broker.url, reason)
+
+    def _on_message(self, topic: str, payload: bytes, qos: int, mid: int) -> None:
+        assert self.client is not None
+        wait = not self.client.manual_ack and qos > 0
+        done = threading.Event() if wait else None
+        self.inbox.put(Message(topic, payload, qos, mid, done))
+        if done is not None:  # paho 1.6: returning from here sends the PUBACK, so wait for the commit
+            while not done.wait(0.5):
+                if self.stopping.is_set() and not done.wait(5.0):
+                    # Leaving normally would ack an unstored reading: end paho's loop instead.
+                    raise StoppedUnstored(f"stopping before {topic} was stored")
+
+    # -- storing ----------------------------------------------------------
+    def _open_store(self) -> Store:
+        s = self.cfg.store
+        return open_store(dsn=s.dsn, path=s.path, pg_schema=s.pg_schema)
+
+    def _ensure_store(self) -> Store:
+        if self.store is None:
+            self.store = self._store_factory()
+        return self.store
+
+    def _take_batch(self, first: Message) -> list[Message]:
+        batch = [first]
+        limit = self.cfg.store.batch_size
+        while len(batch) < limit:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _sort(self, batch: list[Message]) -> tuple[list[Record], list[tuple[Status, dict[str, str]]], dict[str, Any]]:
+        records: list[Record] = []
+        statuses: list[tuple[Status, dict[str, str]]] = []
+        rejects: dict[str, tuple[int, str, str]] = {}
+        limit = self.cfg.validation.max_payload_bytes
+        prefix = self.cfg.broker.topic_prefix
+        for m in batch:
+            outcome = check_message(m.topic, m.payload, prefix, limit)
+            if isinstance(outcome, Record):
+                records.append(outcome)
+            elif isinstance(outcome, Status):
+                parts = m.topic.split("/")
+                statuses.append((outcome, {"kecamatan": parts[1], "desa": parts[2]}))
+            else:
+                self._note_reject(outcome)
+                n, _, _ = rejects.get(outcome.kind, (0, "", ""))
+                rejects[outcome.kind] = (n + 1, outcome.node, outcome.why)
+        return records, statuses, rejects
+
+    def _note_reject(self, r: Rejected) -> None:
+        self.counters.rejected[r.kind] = self.counters.rejected.get(r.kind, 0) + 1
+        if r.kind not in self.logged_kinds:
+            self.logged_kinds.add(r.kind)
+            log.warning(
+                "rejected a %s message from '%s': %s (further ones are only counted)", r.kind, r.node or "?", r.why
+            )
+
+    def _store_batch(self, batch: list[Message]) -> bool:
+        """Store until it works or we are told to stop; True when stored."""
+        records, statuses, rejects = self._sort(batch)
+        delay = 0.5
+        while True:
+            try:
+                fresh = self._ensure_store().write(records, statuses, rejects)
+                break
+            except StoreDown as exc:
+                self._store_down(str(exc))
+                if self.stopping.wait(delay * random.uniform(0.8, 1.2)):
+                    return False
+                delay = min(delay * 2, 30.0)
+        if self._down_since is not None:
+            log.warning("database back after %.0f s; storing again", time.monotonic() - self._down_since)
+            self._down_since = None
+        self.counters.stored += fresh
+        self.counters.duplicates += len(records) - fresh
+        self._ack(batch)
+        return True
+
+    def _store_down(self, why: str) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.error("cannot store readings: %s; holding them unacknowledged and retrying", why)
+        else:
+            log.debug("still cannot store: %s", why)
+
+    def _ack(self, batch: list[Message]) -> None:
+        assert self.client is not None
+        for m in batch:
+            self.client.ack(m.mid, m.qos)
+            if m.done is not None:
+                m.done.set()
+
+    def _purge(self) -> None:
+        days = self.cfg.store.retention_days
+        if days <= 0:
+            return
+        try:
+            gone = self._ensure_store().purge(time.time() - days * 86400.0)
+        except StoreDown as exc:
+            log.warning("retention skipped: %s", exc)
+            return
+        if gone:
+            log.info("retention: deleted %d readings older than %g days", gone, days)
+
+    # -- the loop ---------------------------------------------------------
+    def run(self) -> int:
+        """Until stop(): receive, validate, store, ack. Returns an exit code."""
+        self.client = self._make_client()
+        log.info("collector %s: %s -> %s", self.cfg.broker.client_id, self.cfg.broker.url, self.store_label())
+        self.client.connect_async()
+        self.client.loop_start()
+        started = last_purge = last_summary = time.monotonic()
+        warned_broker = False
+        last_purge -= PURGE_EVERY_S  # purge once at start
+        try:
+            while not self.stopping.is_set():
+                now = time.monotonic()
+                if now - last_purge >= PURGE_EVERY_S:
+                    self._purge()
+                    last_purge = now
+                if not self.connected.is_set() and now - started > BROKER_QUIET_S and not warned_broker:
+                    log.error("cannot reach the broker %s yet; retrying with backoff (1-30 s)", self.cfg.broker.url)
+                    warned_broker = True
+                elif self.connected.is_set():
+                    warned_broker = False
+                if now - last_summary >= SUMMARY_EVERY_S:
+                    self._summary()
+                    last_summary = now
+                try:
+                    first = self.inbox.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                self.counters.received += 1
+                batch = self._take_batch(first)
+                self.counters.received += len(batch) - 1
+                self._store_batch(batch)
+            self._drain()
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            if self.store is not None:
+                self.store.close()
+            self._summary()
+        return 0
+
+    def _drain(self) -> None:
+        """On stop: store what already arrived, if the database lets us, then leave."""
+        pending: list[Message] = []
+        while True:
+            try:
+                pending.append(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        size = self.cfg.store.batch_size
+        for i in range(0, len(pending), size):
+            try:
+                records, statuses, rejects = self._sort(pending[i : i + size])
+                fresh = self._ensure_store().write(records, statuses, rejects)
+            except StoreDown as exc:
+                log.warning(
+                    "stopping with %d readings unstored (the broker re-delivers them): %s", len(pending) - i, exc
+                )
+                break
+            self.counters.stored += fresh
+            self._ack(pending[i : i + size])
+
+    def _summary(self) -> None:
+        c = self.counters
+        log.info(
+            "received %d, stored %d, duplicates %d, rejected %s", c.received, c.stored, c.duplicates, c.rejected or 0
+        )
+
+    def store_label(self) -> str:
+        s = self.cfg.store
+        if s.dsn:
+            from agent.collector.store_pg import redact
+
+            return f"PostgreSQL {redact(s.dsn)} (schema {s.pg_schema})"
+        return f"SQLite {s.path}"
+
+    def stop(self) -> None:
+        self.stopping.set()

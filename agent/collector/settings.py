@@ -1,0 +1,112 @@
+"""collector.toml: the collector's own config, separate from an agent's (it runs on another box).
+
+Loaded with the same typed-settings machinery as the agent's config, so every
+problem is reported with its key path, all at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Optional
+
+from agent.config import tomllib
+from agent.schema import ConfigError, Problem, build, setting
+
+DEFAULT_PATH = "/etc/netprobe/collector.toml"
+ENV_PATH = "NETPROBE_COLLECTOR_CONFIG"
+
+
+def check_url(value: str) -> Optional[str]:
+    from agent.publish.mqttclient import BrokerUrl
+
+    try:
+        BrokerUrl.parse(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def check_name(value: str) -> Optional[str]:
+    if value and (any(c in value for c in "/+#$ ") or len(value) > 64):
+        return "use up to 64 characters without / + # $ or spaces"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class BrokerSettings:
+    url: str = setting("mqtt://127.0.0.1:1883", check=check_url, help="mqtt:// or mqtts:// (TLS, verified)")
+    client_id: str = setting("netprobe-collector", check=check_name, help="unique per collector process")
+    username: str = setting("", help="the collector's own broker account")
+    password_file: str = setting("", help="file holding the password (kept out of this file and the logs)")
+    ca_file: str = setting("", help='CA bundle for mqtts; "" uses the system store')
+    cert_file: str = setting("", help="client certificate for mutual TLS")
+    key_file: str = setting("", help="its key")
+    topic_prefix: str = setting("netprobe", check=check_name)
+    share_group: str = setting(
+        "collectors", check=check_name, help='MQTT 5 shared subscription group; "" subscribes plainly'
+    )
+    receive_maximum: int = setting(1000, min=1, max=65535, help="unacknowledged messages the broker may send us")
+    session_expiry_s: int = setting(86400, min=0, help="how long the broker keeps our queue while we are away")
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreSettings:
+    dsn: str = setting("", help='PostgreSQL DSN (psycopg 3); "" uses the SQLite file at `path`')
+    path: str = setting("/var/lib/netprobe/collector.db", help="the SQLite database")
+    pg_schema: str = setting("netprobe", check=check_name, help="PostgreSQL schema for the tables")
+    retention_days: float = setting(400.0, min=0.0, help="readings older than this are deleted; 0 keeps all")
+    batch_size: int = setting(500, min=1, max=20000, help="readings per transaction at most")
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationSettings:
+    max_payload_bytes: int = setting(65536, min=256, help="larger messages are rejected as oversized")
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetSettings:
+    interval_s: float = setting(300.0, above=0.0, help="the agents' usual reading interval")
+    silent_intervals: float = setting(3.0, above=0.0, help="a node is silent after this many intervals")
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectorConfig:
+    broker: BrokerSettings = setting(factory=BrokerSettings)
+    store: StoreSettings = setting(factory=StoreSettings)
+    validation: ValidationSettings = setting(factory=ValidationSettings)
+    fleet: FleetSettings = setting(factory=FleetSettings)
+
+
+def parse_collector_config(data: dict[str, Any], source: str = "") -> CollectorConfig:
+    problems: list[Problem] = []
+    cfg = build(CollectorConfig, data, "", problems)
+    if cfg is not None and cfg.broker.cert_file and not cfg.broker.key_file:
+        problems.append(Problem("broker.key_file", "needed with broker.cert_file"))
+    if problems or cfg is None:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def load_collector_config(path: Optional[str] = None) -> CollectorConfig:
+    path = path or os.environ.get(ENV_PATH) or (DEFAULT_PATH if os.path.exists(DEFAULT_PATH) else None)
+    if path is None:
+        return parse_collector_config({}, "(built-in defaults)")
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.loads(f.read().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError([Problem("", f"cannot read config: {exc.strerror}")], path) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([Problem("", f"invalid TOML: {exc}")], path) from None
+    return parse_collector_config(data, path)
+
+
+def read_password(path: str) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError as exc:
+        raise ConfigError([Problem("broker.password_file", f"cannot read: {exc.strerror}")]) from None
