@@ -6,5 +6,6 @@ from __future__ import annotations
 pytest_plugins: list[str] = [
     "tests.fixtures.loopback",
     "tests.fixtures.mosquitto",
+    "tests.fixtures.collector",
     "tests.fixtures.testbed",
 ]

@@ -158,7 +158,7 @@ class Collector:
     # -- storing ----------------------------------------------------------
     def _open_store(self) -> Store:
         s = self.cfg.store
-        return open_store(dsn=s.dsn, path=s.path, pg_schema=s.pg_schema)
+        return open_store(dsn=s.dsn, path=s.path, pg_schema=s.pg_schema, busy_timeout_s=s.busy_timeout_s)
 
     def _ensure_store(self) -> Store:
         if self.store is None:

@@ -56,6 +56,7 @@ class StoreSettings:
     path: str = setting("/var/lib/netprobe/collector.db", help="the SQLite database")
     pg_schema: str = setting("netprobe", check=check_name, help="PostgreSQL schema for the tables")
     retention_days: float = setting(400.0, min=0.0, help="readings older than this are deleted; 0 keeps all")
+    busy_timeout_s: float = setting(5.0, above=0.0, help="SQLite: how long to wait for another writer's lock")
     batch_size: int = setting(500, min=1, max=20000, help="readings per transaction at most")
 
 

@@ -395,10 +395,12 @@ class SQLiteStore(Store):
         self.conn.close()
 
 
-def open_store(dsn: str = "", path: str = "", pg_schema: str = "netprobe", readonly: bool = False) -> Store:
+def open_store(
+    dsn: str = "", path: str = "", pg_schema: str = "netprobe", readonly: bool = False, busy_timeout_s: float = 5.0
+) -> Store:
     """PostgreSQL when a DSN is given (psycopg is then imported), else the SQLite file at `path`."""
     if dsn:
         from agent.collector.store_pg import PostgresStore
 
         return PostgresStore(dsn, pg_schema)
-    return SQLiteStore(path, readonly=readonly)
+    return SQLiteStore(path, busy_timeout_s, readonly=readonly)
