@@ -165,6 +165,12 @@ class MqttClient:
     def disconnect(self) -> None:
         self._client.disconnect()
 
+    def close(self) -> None:
+        """Drop the socket without a DISCONNECT (after a refusal, or when the session is over)."""
+        sock = self._client.socket()
+        if sock is not None:
+            sock.close()
+
     def is_connected(self) -> bool:
         return bool(self._client.is_connected())
 

@@ -1,0 +1,246 @@
+"""`netprobe run`: the long-running agent.
+
+Measure on schedule, write every Reading to the spool, hand it to the MQTT
+publisher (or, with no broker configured, print it as a JSON line), and live
+well under systemd: READY/WATCHDOG/STATUS notifications, SIGHUP reloads the
+config (a broken one is reported and the running one kept), SIGTERM flushes
+what it can and exits within 5 s. Logs go to stderr, with syslog priority
+prefixes when stderr is the journal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any, Optional, TextIO
+
+from agent import __version__
+
+log = logging.getLogger(__name__)
+
+EX_OK, EX_CANTCREAT, EX_CONFIG = 0, 73, 78
+STOP_BUDGET_S = 4.0  # SIGTERM to exit: systemd and the brief allow 5 s
+HOST_TARGET = "self"
+SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from agent.cli import add_config_arg
+
+    add_config_arg(p)
+
+
+class JournalFormatter(logging.Formatter):
+    """`<6>name: message`: journald reads the priority from the prefix; no timestamp (it adds its own)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prio = SYSLOG_PRIORITY.get(record.levelno, 6)
+        return "\n".join(f"<{prio}>{line}" for line in super().format(record).splitlines())
+
+
+def setup_logging(verbose: bool) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers[:] = [handler]
+    for noisy in ("asyncio",):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(args: argparse.Namespace) -> int:
+    from agent.cli import err, load_config_or_exit
+
+    cfg = load_config_or_exit(args.config)
+    if not cfg.node.id:
+        err(
+            f'node.id is not set in {cfg.source}: add [node] id = "..." (1-64 of a-z 0-9 . _ -); '
+            "it names this node in MQTT topics and in every Reading"
+        )
+        return EX_CONFIG
+    setup_logging(getattr(args, "verbose", False))
+    try:
+        daemon = Daemon(cfg, args.config, sys.stdout)
+    except OSError as exc:
+        err(f"cannot use the state directory {cfg.node.state_dir}: {exc.strerror or exc} (node.state_dir)")
+        return EX_CANTCREAT
+    return asyncio.run(daemon.run())
+
+
+def scheduled_targets(cfg: Any) -> list[Any]:
+    """cfg.targets, plus the host-health reading unless the config already has one or turns it off."""
+    from agent.config import TargetConfig
+    from agent.probes import host
+
+    targets = list(cfg.targets)
+    if cfg.daemon.host_interval > 0 and not any(t.kind == "host" for t in targets):
+        targets.append(
+            TargetConfig(
+                kind="host",
+                target=HOST_TARGET,
+                name="host",
+                interval=cfg.daemon.host_interval,
+                timeout=min(host.PROBE.timeout_s, cfg.daemon.host_interval / 2),
+                options=host.Options(),
+            )
+        )
+    return targets
+
+
+class Daemon:
+    def __init__(self, cfg: Any, config_path: Optional[str], out: TextIO) -> None:
+        from agent.publish.spool import Spool, spool_path
+
+        self.cfg = cfg
+        self.config_path = config_path
+        self.out = out
+        self.started = time.monotonic()
+        os.makedirs(cfg.node.state_dir, mode=0o750, exist_ok=True)
+        self.spool = Spool(spool_path(cfg.node.state_dir), cfg.spool.max_rows, int(cfg.spool.max_mb * 1e6))
+        self.publisher: Any = None
+        self.scheduler: Any = None
+        self.stopping: Optional[asyncio.Event] = None
+        self._reload_lock: Optional[asyncio.Lock] = None
+        self._unhealthy_reported = False
+        self._apply(cfg)
+        from agent.sdnotify import Notifier
+
+        self.notifier = Notifier()
+
+    def _apply(self, cfg: Any) -> None:
+        from agent.probes.base import ProbeContext
+        from agent.runner import identity_of
+
+        self.cfg = cfg
+        self.identity = identity_of(cfg)
+        self.ctx = ProbeContext(state_dir=cfg.node.state_dir, config=cfg)
+        self.spool.max_rows, self.spool.max_bytes = cfg.spool.max_rows, int(cfg.spool.max_mb * 1e6)
+
+    # -- the measuring side ------------------------------------------------
+    async def run_one(self, target: Any) -> None:
+        from agent.publish import naming
+        from agent.runner import run_target
+
+        node = self.identity.node
+        reading = await run_target(target, self.identity, self.ctx, seq=lambda: self.spool.next_seq(node))
+        # No await between taking the seq and storing the row: nothing else can interleave.
+        self.spool.append(reading, naming.topic(self.cfg.mqtt.topic, node, reading.site, reading.measurement))
+        if self.cfg.mqtt.broker:
+            if self.publisher is not None:  # None only for a moment during a reload
+                self.publisher.wake()
+        else:
+            self.out.write(reading.to_json() + "\n")
+            self.out.flush()
+
+    def _start_publisher(self) -> None:
+        from agent.publish.mqtt import Publisher, PublisherSettings
+
+        if not self.cfg.mqtt.broker:
+            self.publisher = None
+            return
+        settings = PublisherSettings(
+            mqtt=self.cfg.mqtt, node=self.identity.node, site=self.identity.site, config_digest=self.cfg.digest
+        )
+        self.publisher = Publisher(
+            settings, self.spool.path, self.spool.max_rows, self.spool.max_bytes, started_mono=self.started
+        ).start()
+
+    # -- lifecycle -----------------------------------------------------------
+    async def run(self) -> int:
+        from agent.scheduler import Scheduler
+
+        loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        self._start_publisher()
+        self.scheduler = Scheduler(
+            scheduled_targets(self.cfg), self.run_one, splay=self.cfg.daemon.splay, jitter=self.cfg.daemon.jitter
+        )
+        self.scheduler.start()
+        log.info(
+            "netprobe %s running as %s: %d targets, %s, spool %s",
+            __version__, self.identity.node, len(self.scheduler.targets),
+            f"broker {self.cfg.mqtt.broker}" if self.cfg.mqtt.broker else "no broker (JSON lines on stdout)",
+            self.spool.path,
+        )  # fmt: skip
+        self.notifier.ready(self.status_line())
+        supervisor = asyncio.ensure_future(self.supervise())
+        await self.stopping.wait()
+        deadline = time.monotonic() + STOP_BUDGET_S
+        log.info("stopping")
+        self.notifier.stopping()
+        supervisor.cancel()
+        await self.scheduler.stop()
+        if self.publisher is not None:
+            self.publisher.stop(max(0.5, deadline - time.monotonic()))
+        self.spool.close()
+        self.notifier.close()
+        return EX_OK
+
+    def healthy(self) -> bool:
+        publisher_ok = self.publisher is None or self.publisher.alive()
+        return bool(self.scheduler and self.scheduler.healthy() and publisher_ok)
+
+    def status_line(self) -> str:
+        stats = self.spool.stats()
+        if self.publisher is None:
+            link = "no broker"
+        else:
+            link = "connected" if self.publisher.connected else "broker unreachable, spooling"
+        return f"{len(self.scheduler.targets) if self.scheduler else 0} targets, {link}, spool {stats.rows}, dropped {stats.dropped}"
+
+    async def supervise(self) -> None:
+        """Pet the watchdog only while the scheduler and publisher really run; refresh STATUS."""
+        period = min(10.0, self.notifier.watchdog_s / 2) if self.notifier.watchdog_s else 10.0
+        while True:
+            await asyncio.sleep(period)
+            if self.healthy():
+                self._unhealthy_reported = False
+                if self.notifier.watchdog_s:
+                    self.notifier.watchdog()
+            elif not self._unhealthy_reported:
+                self._unhealthy_reported = True
+                log.error("a scheduler task or the publisher has died; not petting the systemd watchdog")
+            self.notifier.status(self.status_line())
+
+    async def reload(self) -> None:
+        from agent.config import ConfigError, load_config
+
+        assert self._reload_lock is not None
+        async with self._reload_lock:
+            if self.stopping is not None and self.stopping.is_set():
+                return
+            try:
+                new = load_config(self.config_path)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    log.error("config reload: %s: %s", exc.source, problem)
+                log.error("config reload failed: keeping the running config (%s)", self.cfg.digest or "defaults")
+                return
+            if not new.node.id:
+                log.error("config reload: node.id is not set; keeping the running config")
+                return
+            if new.node.state_dir != self.cfg.node.state_dir:
+                log.warning("node.state_dir changes only on restart; keeping %s", self.cfg.node.state_dir)
+                new = dataclasses.replace(new, node=dataclasses.replace(new.node, state_dir=self.cfg.node.state_dir))
+            old_publisher = self.publisher
+            self.publisher = None
+            if old_publisher is not None:
+                await asyncio.get_running_loop().run_in_executor(None, old_publisher.stop, 2.0)
+            self._apply(new)
+            self._start_publisher()
+            await self.scheduler.replace(scheduled_targets(new))
+            log.info("config reloaded from %s (%s): %d targets", new.source, new.digest, len(self.scheduler.targets))
+            self.notifier.status(self.status_line())

@@ -1,0 +1,151 @@
+"""When each target runs: intervals with splay and jitter, no self-overlap, one heavy lock.
+
+Each target has its own asyncio task that runs it, waits, and runs it again,
+so a target can never overlap itself. The first run waits a random splay, so
+a fleet restarted together does not fire in the same second; every later gap
+varies by `jitter`. A probe may bring its own schedule (`Probe.next_interval`,
+e.g. throughput's exponential gaps).
+
+Probes marked `heavy` (throughput, path) run one at a time, and while one
+runs, or waits to run, light probes wait: a latency baseline measured during
+a throughput test would be a lie. That is a readers-writer gate with writer
+preference: light probes share it, a heavy probe holds it alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Callable, Optional
+
+from agent import probes
+from agent.config import TargetConfig
+from agent.probes.base import Probe
+
+log = logging.getLogger(__name__)
+
+RunTarget = Callable[[TargetConfig], Awaitable[None]]
+
+
+class HeavyGate:
+    """Light runs share; a heavy run is alone; a waiting heavy run holds back new light ones."""
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self.light_running = 0
+        self.heavy_running = False
+        self.heavy_waiting = 0
+
+    @contextlib.asynccontextmanager
+    async def light(self) -> AsyncIterator[None]:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self.heavy_running and not self.heavy_waiting)
+            self.light_running += 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self.light_running -= 1
+                self._cond.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def heavy(self) -> AsyncIterator[None]:
+        async with self._cond:
+            self.heavy_waiting += 1
+            try:
+                await self._cond.wait_for(lambda: not self.heavy_running and self.light_running == 0)
+            finally:
+                self.heavy_waiting -= 1
+            self.heavy_running = True
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self.heavy_running = False
+                self._cond.notify_all()
+
+
+def jittered(interval: float, jitter: float, rng: random.Random) -> float:
+    return interval * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter > 0 else interval
+
+
+def first_delay(interval: float, splay: float, rng: random.Random) -> float:
+    return rng.uniform(0.0, min(interval, splay)) if splay > 0 else 0.0
+
+
+class Scheduler:
+    """Runs `run(target)` for every target on its schedule until stopped."""
+
+    def __init__(
+        self,
+        targets: list[TargetConfig],
+        run: RunTarget,
+        *,
+        splay: float = 60.0,
+        jitter: float = 0.1,
+        rng: Optional[random.Random] = None,
+        probe_of: Callable[[TargetConfig], Probe] = lambda t: probes.get(t.kind),
+    ) -> None:
+        self.targets = list(targets)
+        self.run = run
+        self.splay = splay
+        self.jitter = jitter
+        self.rng = rng or random.Random()
+        self.probe_of = probe_of
+        self.gate: Optional[HeavyGate] = None
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.runs = 0
+        self.last_progress = time.monotonic()
+
+    def start(self) -> None:
+        """Start one task per target; call inside the running loop."""
+        if self.gate is None:
+            self.gate = HeavyGate()
+        for target in self.targets:
+            self.tasks[target.label] = asyncio.ensure_future(self._loop(target))
+
+    async def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
+
+    async def replace(self, targets: list[TargetConfig]) -> None:
+        """A new target list (config reload): every target starts over with a fresh splay."""
+        await self.stop()
+        self.targets = list(targets)
+        self.start()
+
+    def healthy(self) -> bool:
+        """Every target's task is alive (none has died of a bug)."""
+        return bool(self.tasks) and all(not t.done() for t in self.tasks.values())
+
+    def gap(self, target: TargetConfig, probe: Probe) -> float:
+        if probe.next_interval is not None:
+            return max(0.0, float(probe.next_interval(target, self.rng)))
+        return jittered(target.interval, self.jitter, self.rng)
+
+    async def _loop(self, target: TargetConfig) -> None:
+        probe = self.probe_of(target)
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + first_delay(target.interval, self.splay, self.rng)
+        assert self.gate is not None
+        while True:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            started = loop.time()
+            gate = self.gate.heavy() if probe.heavy else self.gate.light()
+            try:
+                async with gate:
+                    await self.run(target)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a sink error must not end this target's schedule
+                log.exception("running %s failed", target.label)
+            self.runs += 1
+            self.last_progress = time.monotonic()
+            # Late runs are not made up in a burst: the next one is one gap after this one began.
+            next_at = max(started + self.gap(target, probe), loop.time())
