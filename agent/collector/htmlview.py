@@ -31,7 +31,7 @@ tr.dark td:first-child{border-left:4px solid #c62828}
 .state{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px}
 .state-online{background:#2e7d32}.state-offline{background:#c62828}.state-silent{background:#ef6c00}
 .charts{display:flex;flex-wrap:wrap;gap:10px} figure{margin:0;border:1px solid #e2e4e7;border-radius:4px;padding:6px}
-figcaption{font-size:12px;margin-bottom:2px} .note{font-size:12px;color:#50575e} svg text{font-size:11px}
+figcaption{font-size:12px;margin-bottom:2px} .scroll{overflow-x:auto} .note{font-size:12px;color:#50575e} svg text{font-size:11px}
 """
 
 
@@ -105,7 +105,10 @@ def node_table(views: Sequence[NodeView], lang: str) -> str:
             f"<td class='num'>{fmt_bytes(v.bytes_month)}</td><td class='num'>{v.seq_gaps}</td>"
             f"<td>{esc(fmt_time(v.last_seen, lang))}</td></tr>"
         )
-    return f'<table id="node-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return (
+        f'<div class="scroll"><table id="node-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def kecamatan_bars(kecs: Sequence[KecamatanView], lang: str) -> str:
@@ -189,13 +192,13 @@ def scatter_map(views: Sequence[NodeView], lang: str) -> str:
     placed = [v for v in views if v.lat is not None and v.lon is not None]
     if not placed:
         return ""
-    w, h, pad = 560.0, 420.0, 20.0
+    w, h, pad, top = 560.0, 420.0, 24.0, 40.0
     lats = [v.lat for v in placed if v.lat is not None]
     lons = [v.lon for v in placed if v.lon is not None]
     mid = math.cos(math.radians(sum(lats) / len(lats)))
     span_x = max((max(lons) - min(lons)) * mid, 1e-3)
     span_y = max(max(lats) - min(lats), 1e-3)
-    scale = min((w - 2 * pad) / span_x, (h - 2 * pad) / span_y)
+    scale = min((w - 2 * pad - 120) / span_x, (h - pad - top) / span_y)
     dots = []
     for v in placed:
         assert v.lat is not None and v.lon is not None
@@ -205,6 +208,7 @@ def scatter_map(views: Sequence[NodeView], lang: str) -> str:
         dots.append(
             f'<circle class="map-node state-{esc(v.state)}" data-node="{esc(v.node)}" cx="{x:.1f}" cy="{y:.1f}" r="6" '
             f'fill="{COLORS[v.state]}" stroke="#fff"><title>{esc(v.desa)} ({esc(v.kecamatan)}): {esc(state)}</title></circle>'
+            f'<text x="{x + 9:.1f}" y="{y + 4:.1f}">{esc(v.desa)}</text>'
         )
     legend = "".join(
         f'<circle cx="{12 + i * 90}" cy="12" r="5" fill="{COLORS[s]}"/><text x="{20 + i * 90}" y="16">'
