@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", help='dns: "system" or host[:port] of the server to ask')
     p.add_argument("--record", help="dns: record type (A, AAAA, MX, ...)")
     p.add_argument("--insecure", action="store_true", help="http: do not verify the TLS certificate")
+    p.add_argument("--mode", choices=("icmp", "udp", "tcp"), help="path: probe packets (Paris traceroute)")
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="any probe option")
     p.add_argument("--json", action="store_true", help="print the Reading as JSON")
     p.set_defaults(handler=cmd_probe)
@@ -128,6 +129,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         "port": args.port,
         "server": args.server,
         "record": args.record,
+        "mode": args.mode,
     }
     options.update({k: v for k, v in flags.items() if v is not None})
     if args.insecure:

@@ -1,0 +1,379 @@
+"""Gathers what the link classifier reads: RTT series, hops, sysfs facts, the dish.
+
+This is the I/O half of `agent.linktype`. It sends paired ICMP echoes to the
+LAN gateway and to the first ISP hop (so LAN/Wi-Fi delay can be subtracted),
+watches the interface byte counters so only idle samples count, runs the
+cellular idle-promotion test, and asks 192.168.100.1:9200 whether a Starlink
+dish's gRPC API is really there (a cable modem also lives on that address).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import random
+import socket
+import struct
+import time
+from typing import Any, Optional
+
+from agent import clock, netinfo
+from agent.linkfeatures import PromoTrial, Sample
+from agent.linktype import VPN_NAME_PREFIXES, InterfaceFacts, Observation, Operator
+from agent.probes.base import ProbeFailure
+from agent.probes.icmp import EchoTally, Exchange, open_socket
+
+log = logging.getLogger(__name__)
+
+SYS_NET = "/sys/class/net"
+ARPHRD_NONE = 65534  # tun and WireGuard devices
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How long and how hard to look."""
+
+    observe_s: float = 180.0
+    rate_hz: float = 5.0
+    promo_trials: int = 2
+    promo_idle_s: float = 20.0
+    idle_max_kbps: float = 200.0
+    dish: str = "192.168.100.1:9200"
+    isp_hop: str = ""  # fixed first ISP hop; "" finds it with a short trace
+    max_trace_ttl: int = 5
+
+
+# ----- local facts ----------------------------------------------------------
+
+
+def read_text(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def default_interface(route_text: Optional[str] = None) -> str:
+    """The interface of the lowest-metric IPv4 default route in /proc/net/route."""
+    text = route_text if route_text is not None else read_text("/proc/net/route")
+    best: Optional[tuple[int, str]] = None
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 8 and parts[1] == "00000000" and parts[7] == "00000000":
+            metric = int(parts[6]) if parts[6].isdigit() else 0
+            if best is None or metric < best[0]:
+                best = (metric, parts[0])
+    return best[1] if best else ""
+
+
+def interface_facts(name: str, root: str = SYS_NET) -> InterfaceFacts:
+    base = os.path.join(root, name)
+    devtype = ""
+    for line in read_text(os.path.join(base, "uevent")).splitlines():
+        if line.startswith("DEVTYPE="):
+            devtype = line.split("=", 1)[1].strip()
+    driver = ""
+    with contextlib.suppress(OSError):
+        driver = os.path.basename(os.readlink(os.path.join(base, "device", "driver")))
+    kind = read_text(os.path.join(base, "type")).strip()
+    return InterfaceFacts(name=name, devtype=devtype, driver=driver, arphrd=int(kind) if kind.isdigit() else 0)
+
+
+def is_vpn(facts: InterfaceFacts, root: str = SYS_NET) -> bool:
+    if facts.name.startswith(VPN_NAME_PREFIXES) or facts.devtype in ("wireguard", "tun"):
+        return True
+    return facts.arphrd == ARPHRD_NONE or os.path.exists(os.path.join(root, facts.name, "tun_flags"))
+
+
+def iface_bytes(name: str) -> Optional[int]:
+    """rx + tx bytes of one interface, from /proc/net/dev."""
+    for line in read_text("/proc/net/dev").splitlines()[2:]:
+        label, _, rest = line.partition(":")
+        if label.strip() == name:
+            cols = rest.split()
+            return int(cols[0]) + int(cols[8])
+    return None
+
+
+# ----- the Starlink dish ----------------------------------------------------
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DISH_PATH = b"/SpaceX.API.Device.Device/Handle"
+
+
+def _h2_frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return struct.pack("!I", len(payload))[1:] + bytes([kind, flags]) + struct.pack("!I", stream) + payload
+
+
+def _hpack_literal(name: bytes, value: bytes) -> bytes:
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def dish_request(authority: bytes) -> bytes:
+    """An HTTP/2 gRPC call of Device/Handle with an empty get_status request (field 1004)."""
+    headers = (
+        b"\x83\x86"  # :method POST, :scheme http (HPACK static table)
+        + _hpack_literal(b":path", DISH_PATH)
+        + _hpack_literal(b":authority", authority)
+        + _hpack_literal(b"content-type", b"application/grpc")
+        + _hpack_literal(b"te", b"trailers")
+    )
+    message = b"\xe2\x3e\x00"  # Request{get_status (1004): {}}
+    body = b"\x00" + struct.pack("!I", len(message)) + message
+    return (
+        H2_PREFACE
+        + _h2_frame(0x4, 0, 0, b"")  # SETTINGS
+        + _h2_frame(0x1, 0x4, 1, headers)  # HEADERS, END_HEADERS
+        + _h2_frame(0x0, 0x1, 1, body)  # DATA, END_STREAM
+    )
+
+
+def dish_answered(data: bytes) -> bool:
+    """True when the bytes are HTTP/2 frames with a HEADERS answer (:status 200) on our stream."""
+    pos, settings, answer = 0, False, False
+    while pos + 9 <= len(data):
+        length = int.from_bytes(data[pos : pos + 3], "big")
+        kind, stream = data[pos + 3], int.from_bytes(data[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
+        payload = data[pos + 9 : pos + 9 + length]
+        if kind == 0x4 and stream == 0:
+            settings = True
+        elif kind == 0x1 and stream == 1 and payload[:1] == b"\x88":
+            answer = True
+        pos += 9 + length
+    return settings and answer
+
+
+async def probe_dish(address: str, timeout: float = 1.5) -> tuple[bool, bool]:
+    """(the dish's gRPC API answered, any host answered on the dish address).
+
+    A DOCSIS cable modem serves its status page on 192.168.100.1 too, so only a
+    proper HTTP/2 answer to the Device/Handle call counts as a dish.
+    """
+    host, port = netinfo.split_host_port(address, 9200)
+    host_seen = False
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except ConnectionRefusedError:
+        return False, True  # something is there, but not the dish's API
+    except (OSError, asyncio.TimeoutError):
+        return False, await host_answers(host, timeout)
+    host_seen = True
+    data = b""
+    try:
+        writer.write(dish_request(f"{host}:{port}".encode()))
+        await writer.drain()
+        deadline = time.monotonic() + timeout
+        while not dish_answered(data) and len(data) < 65536:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            chunk = await asyncio.wait_for(reader.read(4096), left)
+            if not chunk:
+                break
+            data += chunk
+    except (OSError, asyncio.TimeoutError):
+        pass
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+    return dish_answered(data), host_seen
+
+
+async def host_answers(host: str, timeout: float) -> bool:
+    """A web page or a refusal on port 80 both mean a host is there."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, 80), timeout)
+    except ConnectionRefusedError:
+        return True
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+# ----- hops ------------------------------------------------------------------
+
+
+def trace_first_hops(target: str, max_ttl: int, timeout: float = 1.0) -> list[str]:
+    """Responders for TTL 1..max_ttl toward `target` (ICMP, one probe each; needs CAP_NET_RAW)."""
+    from icmplib import ICMPRequest, ICMPv4Socket
+    from icmplib.exceptions import ICMPLibError
+
+    hops: list[str] = []
+    ident = random.randint(1, 0xFFFF)
+    with ICMPv4Socket(privileged=True) as sock:
+        for ttl in range(1, max_ttl + 1):
+            request = ICMPRequest(target, ident, ttl, ttl=ttl)
+            try:
+                sock.send(request)
+                reply = sock.receive(request, timeout)
+            except ICMPLibError:
+                hops.append("")
+                continue
+            hops.append(reply.source)
+            if reply.type == 0:  # the target itself answered
+                break
+    return hops
+
+
+def isp_hop_of(hops: list[str], gateway: Optional[str]) -> str:
+    """The first responding hop after the LAN gateway (it may be private or CGNAT)."""
+    start = hops.index(gateway) + 1 if gateway in hops else 1
+    return next((h for h in hops[start:] if h), "")
+
+
+# ----- RTT series ------------------------------------------------------------
+
+
+class Pinger:
+    """One ICMP socket to one host, fed by the caller's clock; keeps every sample's send time."""
+
+    def __init__(self, address: str, timeout: float) -> None:
+        self.address = address
+        self.sock, mode = open_socket(socket.AF_INET, "auto")
+        self.tally = EchoTally(timeout)
+        self.exchange = Exchange(self.sock, address, socket.AF_INET, mode == "raw", self.tally)
+        self.ident = random.randint(1, 0xFFFF)
+        self.seq = 0
+        asyncio.get_running_loop().add_reader(self.exchange.fd_sock.fileno(), self.exchange.on_readable)
+
+    def send(self) -> int:
+        from icmplib import ICMPRequest
+        from icmplib.exceptions import ICMPLibError
+
+        seq = self.seq
+        self.seq += 1
+        request = ICMPRequest(self.address, self.ident, seq, payload_size=16)
+        try:
+            self.sock.send(request)
+            self.exchange.echo_id = request.id
+            self.tally.sent(seq, request.time)
+        except ICMPLibError:
+            self.tally.sent(seq, time.time())
+        return seq
+
+    def samples(self, busy: set[int], since_seq: int = 0) -> list[Sample]:
+        out = []
+        for seq in sorted(self.tally.sent_at):
+            if seq < since_seq:
+                continue
+            t = self.tally.sent_at[seq]
+            out.append(Sample(t, self.tally.rtt_ms.get(seq), int(t) not in busy))
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self.exchange.fd_sock.fileno())
+        self.sock.close()
+
+
+class Counters:
+    """Marks the seconds in which the interface carried more than our own probes."""
+
+    def __init__(self, iface: str, limit_kbps: float) -> None:
+        self.iface, self.limit_bytes = iface, limit_kbps * 1000 / 8
+        self.busy: set[int] = set()
+        self.last: Optional[tuple[float, int]] = None
+
+    def poll(self) -> None:
+        now, total = time.time(), iface_bytes(self.iface) if self.iface else None
+        if total is None:
+            return
+        if self.last is not None and now > self.last[0]:
+            rate = (total - self.last[1]) / (now - self.last[0])
+            if rate > self.limit_bytes:
+                for second in range(int(self.last[0]), int(now) + 2):  # and the second after: queues drain
+                    self.busy.add(second)
+        self.last = (now, total)
+
+
+async def observe(
+    gateway: Optional[str], isp: str, plan: Plan, iface: str
+) -> tuple[list[Sample], list[Sample], list[PromoTrial]]:
+    """Promotion trials first (they need silence), then the paired ping train."""
+    timeout = 2.0
+    counters = Counters(iface, plan.idle_max_kbps)
+    gw = Pinger(gateway, timeout) if gateway else None
+    hop = Pinger(isp, timeout)
+    trials: list[PromoTrial] = []
+    try:
+        for _ in range(plan.promo_trials):
+            await asyncio.sleep(plan.promo_idle_s)
+            first = hop.seq
+            for k in range(11):
+                hop.send()
+                await asyncio.sleep(0.5 if k == 0 else 0.02)
+            await asyncio.sleep(0.3)
+            rtts = [hop.tally.rtt_ms.get(s) for s in range(first, first + 11)]
+            trials.append(PromoTrial(rtts[0], tuple(r for r in rtts[1:] if r is not None)))
+        train_from = hop.seq
+        gw_from = gw.seq if gw else 0
+        start = time.monotonic()
+        n = max(1, int(plan.observe_s * plan.rate_hz))
+        counters.poll()
+        next_poll = start + 1.0
+        for i in range(n):
+            delay = start + i / plan.rate_hz - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if gw:
+                gw.send()
+            hop.send()
+            if time.monotonic() >= next_poll:
+                counters.poll()
+                next_poll += 1.0
+        await asyncio.sleep(min(timeout, 1.0))
+        counters.poll()
+        gw_series = gw.samples(counters.busy, gw_from) if gw else []
+        return gw_series, hop.samples(counters.busy, train_from), trials
+    finally:
+        hop.close()
+        if gw:
+            gw.close()
+
+
+async def gather(
+    target: str, plan: Plan, operators: tuple[Operator, ...] = (), asn: int = 0
+) -> tuple[Observation, dict[str, Any]]:
+    """Everything the classifier needs, and the facts worth reporting (ISP hop, interface)."""
+    address, _ = await netinfo.resolve(target, 3.0)
+    gateway = netinfo.default_gateway()
+    iface_name = default_interface()
+    facts = interface_facts(iface_name) if iface_name else None
+    loop = asyncio.get_running_loop()
+    hops: list[str] = []
+    if not plan.isp_hop:
+        try:
+            hops = await loop.run_in_executor(None, trace_first_hops, address, plan.max_trace_ttl)
+        except Exception as exc:  # no CAP_NET_RAW: fall back to the target itself
+            log.info("cannot trace the first hops (%s); using %s as the nearby target", exc, address)
+    isp = plan.isp_hop or isp_hop_of(hops, gateway)
+    isp_is_hop = bool(isp) and isp != address
+    dish_task = asyncio.ensure_future(probe_dish(plan.dish)) if plan.dish else None
+    try:
+        gw_series, isp_series, trials = await observe(gateway, isp or address, plan, iface_name)
+    except ProbeFailure:
+        if dish_task:
+            dish_task.cancel()
+        raise
+    dish_api, dish_host = await dish_task if dish_task else (False, False)
+    obs = Observation(
+        gateway=tuple(gw_series),
+        isp=tuple(isp_series),
+        isp_is_hop=isp_is_hop,
+        clock_synced=clock.clock_synced(),
+        promo=tuple(trials),
+        interface=facts,
+        vpn=is_vpn(facts) if facts else False,
+        hops=tuple(hops),
+        dish_api=dish_api,
+        dish_host=dish_host,
+        asn=asn,
+        operators=operators,
+    )
+    return obs, {"isp_hop": isp or address, "gateway": gateway or "", "iface": iface_name}

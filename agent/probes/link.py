@@ -1,0 +1,153 @@
+"""Link type: fiber, GEO/LEO satellite, cellular or other, with the evidence.
+
+Looks at the uplink for a few minutes (paired pings to the gateway and the
+ISP's first hop, the idle-promotion test, interface facts, the Starlink dish)
+and classifies it with `agent.linktype`. It runs every few hours; after the
+verdict changes it looks again soon (`[linktype].confirm_s`), so a change is
+published at once and confirmed shortly after.
+
+Target: a nearby host (e.g. 1.1.1.1) to trace the first hops towards; it also
+stands in for the ISP hop when that does not answer.
+
+Fields: link_type, confidence, access, backhaul, access_ms, isp_min_ms,
+isp_hop, idle_samples, clock_synced_obs, changed, previous, evidence
+("rule:key=value,...;rule:..."), links (when two links were seen).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import random
+from typing import Any, Optional
+
+from agent.probes.base import FieldValue, Outcome, Probe, ProbeContext
+from agent.schema import setting
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "linktype.json"
+_needs_confirm: dict[str, bool] = {}  # target -> the last verdict was new or unknown
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    observe_s: float = setting(0.0, min=0.0, max=1800.0, help="0 takes [linktype].observe_s")
+    promo_trials: int = setting(-1, min=-1, max=5, help="-1 takes [linktype].promo_trials")
+    isp_hop: str = setting("", help="the ISP's first hop; empty takes [linktype].isp_hop or traces it")
+
+
+def plan_from(cfg: Any, options: Options) -> Any:
+    from agent.config import LinktypeConfig
+    from agent.linkevidence import Plan
+
+    lt = getattr(cfg, "linktype", None) or LinktypeConfig()
+    return Plan(
+        observe_s=options.observe_s or lt.observe_s,
+        rate_hz=lt.rate_hz,
+        promo_trials=lt.promo_trials if options.promo_trials < 0 else options.promo_trials,
+        promo_idle_s=lt.promo_idle_s,
+        idle_max_kbps=lt.idle_max_kbps,
+        dish=lt.dish,
+        isp_hop=options.isp_hop or lt.isp_hop,
+    )
+
+
+def operators_from(cfg: Any) -> tuple[Any, ...]:
+    from agent.config import LinktypeConfig
+    from agent.linktype import Operator
+
+    lt = getattr(cfg, "linktype", None) or LinktypeConfig()
+    return tuple(Operator(o.name, o.link_type, tuple(o.prefixes), tuple(o.asns)) for o in lt.operators)
+
+
+def evidence_text(verdict: Any) -> str:
+    """Compact: every byte is paid for on a satellite link."""
+    parts = []
+    for e in verdict.evidence:
+        params = ",".join(f"{k}={v}" for k, v in e.params.items())
+        parts.append(f"{e.rule}:{params}" if params else e.rule)
+    return ";".join(parts)
+
+
+def verdict_fields(verdict: Any, obs: Any, facts: dict[str, Any]) -> dict[str, FieldValue]:
+    from agent import linkfeatures as lf
+
+    floor = lf.access_floor(obs.gateway, obs.isp)
+    isp_min = lf.idle_min(obs.isp)
+    fields: dict[str, FieldValue] = {
+        "link_type": verdict.link_type,
+        "confidence": verdict.confidence,
+        "access": verdict.access,
+        "backhaul": verdict.backhaul,
+        "access_ms": round(floor, 2) if floor is not None else None,
+        "isp_min_ms": round(isp_min, 2) if isp_min is not None else None,
+        "isp_hop": facts.get("isp_hop", ""),
+        "idle_samples": len(lf.received(obs.isp)),
+        "samples": len(obs.isp),
+        "evidence": evidence_text(verdict),
+    }
+    if verdict.links:
+        fields["links"] = "+".join(v.link_type for v in verdict.links)
+    return fields
+
+
+def remember(state_dir: str, target: str, link_type: str) -> Optional[str]:
+    """Store the verdict; return the previous one (None on the first run or without a state dir)."""
+    path = os.path.join(state_dir, STATE_FILE) if state_dir else ""
+    state: dict[str, Any] = {}
+    if path:
+        with contextlib.suppress(OSError, ValueError), open(path) as f:
+            state = dict(json.load(f))
+    previous = state.get(target)
+    state[target] = link_type
+    if path:
+        try:
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(state, f)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.debug("cannot keep the link verdict in %s: %s", path, exc)
+    return previous if isinstance(previous, str) else None
+
+
+async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:
+    from agent.linkevidence import gather
+    from agent.linktype import UNKNOWN, classify
+
+    cfg = ctx.config
+    lt = getattr(cfg, "linktype", None)
+    obs, facts = await gather(target, plan_from(cfg, options), operators_from(cfg), lt.asn if lt else 0)
+    verdict = classify(obs)
+    fields = verdict_fields(verdict, obs, facts)
+    previous = remember(ctx.state_dir, target, verdict.link_type)
+    changed = previous is not None and previous != verdict.link_type
+    fields.update(changed=changed, previous=previous or "")
+    _needs_confirm[target] = changed or verdict.link_type == UNKNOWN
+    return Outcome(ok=True, fields=fields)
+
+
+def next_interval(target: Any, rng: random.Random) -> float:
+    """Soon after a change (or an unknown verdict), otherwise the target's own interval."""
+    if _needs_confirm.get(getattr(target, "target", "")):
+        from agent.config import LinktypeConfig
+
+        return LinktypeConfig().confirm_s * rng.uniform(0.9, 1.1)
+    return float(getattr(target, "interval", PROBE_INTERVAL_S)) * rng.uniform(0.95, 1.05)
+
+
+PROBE_INTERVAL_S = 4 * 3600.0
+
+PROBE = Probe(
+    kind="link",
+    summary="link type (fiber, GEO/LEO satellite, cellular) with its evidence",
+    options=Options,
+    run=run,
+    interval_s=PROBE_INTERVAL_S,
+    timeout_s=300.0,
+    next_interval=next_interval,
+)

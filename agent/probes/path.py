@@ -1,0 +1,165 @@
+"""Path: a Paris traceroute (ICMP, UDP or TCP SYN) with notable hops and the path MTU.
+
+scapy does the packet work in a short-lived child process
+(`agent.probes._path_worker`), so the daemon never holds scapy's memory.
+Per hop: the responder and the minimum RTT over `queries` probes; optionally
+its reverse DNS name. Marked: the ISP's first hop (the first responder after
+the LAN gateway; it may be private or CGNAT) and the first public hop (the
+first responder outside RFC 1918, CGNAT 100.64/10, loopback and link-local).
+The path MTU is found with DF probes; it matters on PPPoE and satellite modems.
+
+Fields: mode, hop_count, reached, hops ("ttl:address:min_ms" per hop, "*"
+where none answered, space-separated), isp_hop, isp_hop_ttl, first_public_hop,
+first_public_ttl, rtt_min_ms (at the target), pmtu, pmtu_method, worker_rss_mb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import json
+import logging
+import sys
+from typing import Any, Optional
+
+from agent import netinfo
+from agent.probes.base import INTERNAL, TIMEOUT, FieldValue, Outcome, Probe, ProbeContext, ProbeFailure
+from agent.schema import setting
+
+log = logging.getLogger(__name__)
+
+NOT_PUBLIC = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16")
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    mode: str = setting("icmp", choices=("icmp", "udp", "tcp"), help="probe packets: ICMP echo, UDP or TCP SYN")
+    queries: int = setting(3, min=1, max=10, help="probes per hop; the minimum RTT is kept")
+    max_ttl: int = setting(30, min=1, max=64)
+    port: int = setting(0, min=0, max=65535, help="destination port; 0: 33434 (udp) or 443 (tcp)")
+    pmtu: bool = setting(True, help="find the path MTU with DF probes")
+    resolve_names: bool = setting(False, help="reverse DNS for every hop")
+    wait: float = setting(2.0, min=0.2, max=10.0, help="seconds to wait for the answers to one round")
+
+
+def is_public(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.version == 4 and not any(ip in n for n in NOT_PUBLIC)
+
+
+def notable_hops(hops: list[dict[str, Any]], gateway: Optional[str]) -> dict[str, Any]:
+    """The ISP's first hop and the first public hop, by TTL and address (pure)."""
+    out: dict[str, Any] = {"isp_hop": "", "isp_hop_ttl": None, "first_public_hop": "", "first_public_ttl": None}
+    answered = [h for h in hops if h.get("address")]
+    after = 0
+    for i, h in enumerate(answered):
+        if h["address"] == gateway:
+            after = i + 1
+            break
+    else:
+        after = 1 if answered and not is_public(answered[0]["address"]) else 0
+    if after < len(answered):
+        out["isp_hop"], out["isp_hop_ttl"] = answered[after]["address"], answered[after]["ttl"]
+    public = next((h for h in answered if is_public(h["address"])), None)
+    if public:
+        out["first_public_hop"], out["first_public_ttl"] = public["address"], public["ttl"]
+    return out
+
+
+def hops_text(hops: list[dict[str, Any]]) -> str:
+    parts = []
+    for h in hops:
+        if not h.get("address"):
+            parts.append(f"{h['ttl']}:*")
+            continue
+        name = f"({h['name']})" if h.get("name") else ""
+        parts.append(f"{h['ttl']}:{h['address']}{name}:{h['rtt_min_ms']:g}")
+    return " ".join(parts)
+
+
+def outcome_of(result: dict[str, Any], mode: str, gateway: Optional[str]) -> Outcome:
+    hops = list(result.get("hops", []))
+    fields: dict[str, FieldValue] = {
+        "mode": mode,
+        "hop_count": len(hops),
+        "reached": bool(result.get("reached")),
+        "hops": hops_text(hops),
+    }
+    fields.update(notable_hops(hops, gateway))
+    if result.get("reached") and hops:
+        fields["rtt_min_ms"] = hops[-1].get("rtt_min_ms")
+    fields["pmtu"] = result.get("pmtu")
+    fields["pmtu_method"] = result.get("pmtu_method", "")
+    fields["worker_rss_mb"] = round(int(result.get("peak_rss_kb", 0)) / 1024, 1)
+    if not hops:
+        return Outcome.failed(TIMEOUT, "no hop answered", **fields)
+    return Outcome(ok=True, fields=fields)
+
+
+async def run_worker(request: dict[str, Any], limit_s: float) -> dict[str, Any]:
+    """The scapy child: JSON in on argv, JSON out on stdout; killed if it overstays."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent.probes._path_worker",
+        json.dumps(request),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), limit_s)
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise ProbeFailure(TIMEOUT, f"the trace did not finish within {limit_s:g} s") from None
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        raise
+    try:
+        result = dict(json.loads(out.decode() or "{}"))
+    except ValueError:
+        tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise ProbeFailure(INTERNAL, f"path worker failed: {tail[0]}") from None
+    error = result.get("error")
+    if error:
+        raise ProbeFailure(str(error.get("code", INTERNAL)), str(error.get("message", "path worker failed")))
+    return result
+
+
+async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:
+    address, _ = await netinfo.resolve(target, 3.0)
+    if ":" in address:
+        raise ProbeFailure("bad_target", "the path probe traces IPv4 targets only")
+    request = {
+        "target": address,
+        "mode": options.mode,
+        "queries": options.queries,
+        "max_ttl": options.max_ttl,
+        "wait": options.wait,
+        "port": options.port,
+        "pmtu": options.pmtu,
+        "resolve": options.resolve_names,
+    }
+    result = await run_worker(request, max(timeout, 5.0))
+    return outcome_of(result, options.mode, netinfo.default_gateway())
+
+
+PROBE = Probe(
+    kind="path",
+    summary="Paris traceroute (icmp/udp/tcp) with ISP and public hops and the path MTU",
+    options=Options,
+    run=run,
+    interval_s=6 * 3600.0,
+    timeout_s=60.0,
+    heavy=True,
+)
