@@ -37,6 +37,7 @@ _needs_confirm: dict[str, bool] = {}  # target -> the last verdict was new or un
 class Options:
     observe_s: float = setting(0.0, min=0.0, max=1800.0, help="0 takes [linktype].observe_s")
     promo_trials: int = setting(-1, min=-1, max=5, help="-1 takes [linktype].promo_trials")
+    promo_idle_s: float = setting(0.0, min=0.0, max=120.0, help="0 takes [linktype].promo_idle_s")
     isp_hop: str = setting("", help="the ISP's first hop; empty takes [linktype].isp_hop or traces it")
 
 
@@ -49,7 +50,7 @@ def plan_from(cfg: Any, options: Options) -> Any:
         observe_s=options.observe_s or lt.observe_s,
         rate_hz=lt.rate_hz,
         promo_trials=lt.promo_trials if options.promo_trials < 0 else options.promo_trials,
-        promo_idle_s=lt.promo_idle_s,
+        promo_idle_s=options.promo_idle_s or lt.promo_idle_s,
         idle_max_kbps=lt.idle_max_kbps,
         dish=lt.dish,
         isp_hop=options.isp_hop or lt.isp_hop,

@@ -1,0 +1,270 @@
+"""The link classifier on synthetic series (tests/linksim.py), its traps, and its local evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import http.server
+import os
+import socket
+import threading
+
+import pytest
+
+from agent import linkfeatures as lf
+from agent.linkevidence import dish_answered, interface_facts, is_vpn, probe_dish
+from agent.linkfeatures import Sample
+from agent.linktype import (
+    CELLULAR,
+    FIBER,
+    GEO,
+    LEO,
+    OTHER,
+    UNKNOWN,
+    InterfaceFacts,
+    Observation,
+    Operator,
+    classify,
+)
+from tests.linksim import T0, simulate
+
+STARLINK = Operator("Starlink", LEO, ("103.228.240.0/22",), (14593, 45700))
+
+
+def rules(verdict):
+    return {e.rule for e in verdict.evidence}
+
+
+@pytest.mark.parametrize(
+    ("kind", "variant"),
+    [(FIBER, ""), (GEO, ""), (LEO, ""), (CELLULAR, ""), (OTHER, "dsl"), (OTHER, "cable")],
+)
+def test_each_class_is_recognised_from_five_minutes_of_idle_series(kind, variant):
+    obs, _ = simulate(kind, seed=11, duration_s=300, synced=True, load=False, wifi=False, variant=variant)
+    verdict = classify(obs)
+    assert verdict.link_type == kind, verdict.evidence
+    assert verdict.confidence >= 0.6
+    assert verdict.evidence, "a verdict always carries its evidence"
+
+
+def test_geo_verdict_names_the_physics_rule_with_its_minimum():
+    obs, drawn = simulate(GEO, seed=3, duration_s=120, load=False)
+    verdict = classify(obs)
+    geo = next(e for e in verdict.evidence if e.rule == "geo_floor")
+    assert geo.params["min_ms"] >= 450 and abs(geo.params["min_ms"] - drawn["base"]) < 5
+    assert verdict.backhaul == "geo" and verdict.confidence >= 0.95
+
+
+def test_loaded_fiber_with_600ms_bufferbloat_is_not_geo():
+    obs, _ = simulate(FIBER, seed=5, duration_s=180, load=False, synced=True)
+    # a throughput test from 30 s to 150 s: 600-900 ms queues, flagged by the interface counters
+    bloated = tuple(
+        dataclasses.replace(s, rtt_ms=s.rtt_ms + 600 + (i % 7) * 50, idle=False)
+        if 30 <= s.t - T0 < 150 and s.rtt_ms is not None
+        else s
+        for i, s in enumerate(obs.isp)
+    )
+    verdict = classify(dataclasses.replace(obs, isp=bloated))
+    assert max(s.rtt_ms for s in bloated if s.rtt_ms) > 600
+    assert verdict.link_type == FIBER
+
+
+def test_bufferbloat_spikes_that_slip_past_the_idle_gate_do_not_make_geo():
+    obs, _ = simulate(FIBER, seed=6, duration_s=120, load=False)
+    spiky = tuple(
+        dataclasses.replace(s, rtt_ms=s.rtt_ms + 650) if i % 3 == 0 and s.rtt_ms is not None else s
+        for i, s in enumerate(obs.isp)
+    )
+    verdict = classify(dataclasses.replace(obs, isp=spiky))
+    assert verdict.link_type != GEO
+    assert "geo_floor" not in rules(verdict)
+
+
+def test_a_link_seen_only_under_load_gets_no_verdict():
+    obs, _ = simulate(FIBER, seed=7, duration_s=60, load=False)
+    loaded = tuple(dataclasses.replace(s, rtt_ms=(s.rtt_ms or 0) + 700, idle=False) for s in obs.isp)
+    verdict = classify(dataclasses.replace(obs, isp=loaded))
+    assert verdict.link_type == UNKNOWN
+    assert "no_idle_samples" in rules(verdict)
+
+
+def test_leo_without_a_synced_clock_gets_a_lower_confidence():
+    synced, _ = simulate(LEO, seed=21, duration_s=300, synced=True, load=False, loss_pct=0)
+    unsynced = dataclasses.replace(synced, clock_synced=False)
+    a, b = classify(synced), classify(unsynced)
+    assert a.link_type == LEO and b.link_type == LEO
+    assert b.confidence < a.confidence
+    assert "leo_steps" in rules(a) and "leo_steps_unsynced" in rules(b)
+
+
+def test_steps_are_found_at_the_utc_phase_and_not_elsewhere():
+    obs, _ = simulate(LEO, seed=22, duration_s=300, synced=True, load=False)
+    access = lf.access_series(obs.gateway, obs.isp)
+    at_phase = lf.step_score_at(access, 12.0)
+    off_phase = lf.step_score_at(access, 4.5)
+    assert at_phase.score >= 2.0 > off_phase.score
+    assert lf.step_score(access, clock_synced=False).phase_s in (11.5, 12.0, 12.5)
+
+
+def test_cable_modem_on_192_168_100_1_without_the_starlink_api_is_not_starlink():
+    obs, _ = simulate(OTHER, seed=31, duration_s=300, variant="cable", load=False, synced=True)
+    verdict = classify(dataclasses.replace(obs, dish_host=True, dish_api=False))
+    assert verdict.link_type != LEO
+    assert "not_a_dish" in rules(verdict) and "dish_api" not in rules(verdict)
+
+
+def test_a_dish_api_answer_is_decisive_for_starlink():
+    obs, _ = simulate(LEO, seed=32, duration_s=30, load=False)  # too short for the step signature
+    assert classify(obs).link_type != LEO
+    verdict = classify(dataclasses.replace(obs, dish_api=True, dish_host=True))
+    assert verdict.link_type == LEO and verdict.confidence >= 0.95
+
+
+def test_cellular_access_on_a_geo_backhaul_is_reported_as_both():
+    obs, _ = simulate(GEO, seed=41, duration_s=120, load=False)
+    wwan = InterfaceFacts("wwan0", "wwan", "qmi_wwan", 519)
+    verdict = classify(dataclasses.replace(obs, interface=wwan))
+    assert (verdict.link_type, verdict.access, verdict.backhaul) == (CELLULAR, CELLULAR, "geo")
+    assert {"wwan_interface", "satellite_backhaul"} <= rules(verdict)
+
+
+def test_behind_a_vpn_the_access_delay_beats_the_operator_prefix():
+    obs, _ = simulate(FIBER, seed=51, duration_s=300, load=False, wifi=False)
+    tunnelled = dataclasses.replace(
+        obs, vpn=True, hops=("198.51.100.1", "103.228.241.9"), operators=(STARLINK,), interface=InterfaceFacts("wg0")
+    )
+    assert classify(tunnelled).link_type == FIBER
+    plain = dataclasses.replace(tunnelled, vpn=False)
+    assert classify(plain).link_type != FIBER  # without the tunnel the Starlink prefix weighs heavily
+
+
+def test_starlink_hop_pattern_names_leo_on_a_short_look():
+    obs, _ = simulate(LEO, seed=61, duration_s=30, load=False)
+    hops = ("192.168.1.1", "100.64.0.1", "172.16.249.6", "149.19.108.1")
+    verdict = classify(dataclasses.replace(obs, hops=hops))
+    assert verdict.link_type == LEO and "starlink_hops" in rules(verdict)
+
+
+def test_cgnat_alone_is_not_starlink():
+    obs, _ = simulate(CELLULAR, seed=62, duration_s=300, load=False, synced=True)
+    hops = ("192.168.8.1", "100.64.0.1", "10.10.0.1")
+    verdict = classify(dataclasses.replace(obs, hops=hops))
+    assert "starlink_hops" not in rules(verdict) and verdict.link_type == CELLULAR
+
+
+def test_failover_between_fiber_and_geo_is_reported_as_two_links():
+    fiber, _ = simulate(FIBER, seed=71, duration_s=200, load=False, wifi=False)
+    geo, _ = simulate(GEO, seed=72, duration_s=200, load=False, wifi=False)
+    shift = 200.0
+    later = tuple(dataclasses.replace(s, t=s.t + shift) for s in geo.isp)
+    later_gw = tuple(dataclasses.replace(s, t=s.t + shift) for s in geo.gateway)
+    obs = dataclasses.replace(fiber, isp=fiber.isp + later, gateway=fiber.gateway + later_gw)
+    verdict = classify(obs)
+    assert "two_links" in rules(verdict)
+    assert sorted(v.link_type for v in verdict.links) == sorted([FIBER, GEO])
+
+
+def test_no_replies_gives_unknown_with_zero_confidence():
+    obs = Observation(isp=tuple(Sample(T0 + i, None) for i in range(20)))
+    verdict = classify(obs)
+    assert (verdict.link_type, verdict.confidence) == (UNKNOWN, 0.0)
+    assert "no_replies" in rules(verdict)
+
+
+def test_wifi_jitter_between_agent_and_router_is_subtracted():
+    obs, drawn = simulate(FIBER, seed=81, duration_s=300, wifi=True, load=False)
+    raw = lf.spread(list(obs.isp))
+    access = lf.spread(lf.access_series(obs.gateway, obs.isp))
+    assert raw is not None and access is not None
+    assert access.iqr < raw.iqr / 2
+    assert classify(obs).link_type == FIBER
+
+
+# ----- local evidence (I/O half) ------------------------------------------------
+
+
+def test_interface_facts_read_a_wwan_modem_from_sysfs(tmp_path):
+    dev = tmp_path / "wwan0"
+    (tmp_path / "drivers" / "qmi_wwan").mkdir(parents=True)
+    (dev / "device").mkdir(parents=True)
+    (dev / "uevent").write_text("DEVTYPE=wwan\nINTERFACE=wwan0\nIFINDEX=4\n")
+    (dev / "type").write_text("519\n")
+    os.symlink(tmp_path / "drivers" / "qmi_wwan", dev / "device" / "driver")
+    facts = interface_facts("wwan0", root=str(tmp_path))
+    assert facts == InterfaceFacts("wwan0", "wwan", "qmi_wwan", 519)
+    assert not is_vpn(facts, root=str(tmp_path))
+    (tmp_path / "wg0").mkdir()
+    (tmp_path / "wg0" / "type").write_text("65534\n")
+    assert is_vpn(interface_facts("wg0", root=str(tmp_path)), root=str(tmp_path))
+
+
+def serve(handler_cls) -> tuple[str, socket.socket]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return f"127.0.0.1:{srv.server_address[1]}", srv
+
+
+class CableModemPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"<html>DOCSIS status</html>")
+
+    def log_message(self, *args):
+        pass
+
+
+def fake_dish(stop: threading.Event) -> tuple[str, socket.socket]:
+    """Answers like a gRPC server: SETTINGS, then HEADERS (:status 200) on stream 1."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+    lsock.settimeout(0.2)
+
+    def loop():
+        while not stop.is_set():
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(4096)
+                settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+                headers = b"\x00\x00\x01\x01\x04\x00\x00\x00\x01\x88"
+                conn.sendall(settings + headers)
+
+    threading.Thread(target=loop, daemon=True).start()
+    return f"127.0.0.1:{lsock.getsockname()[1]}", lsock
+
+
+def test_a_web_page_on_the_dish_address_is_not_the_dish_api():
+    address, srv = serve(CableModemPage)
+    try:
+        api, host = asyncio.run(probe_dish(address, timeout=1.0))
+    finally:
+        srv.shutdown()
+    assert (api, host) == (False, True)
+
+
+def test_a_grpc_answer_on_the_dish_address_is_the_dish_api():
+    stop = threading.Event()
+    address, lsock = fake_dish(stop)
+    try:
+        api, host = asyncio.run(probe_dish(address, timeout=1.0))
+    finally:
+        stop.set()
+        lsock.close()
+    assert (api, host) == (True, True)
+
+
+def test_a_closed_dish_port_is_not_the_dish_api():
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]
+    api, _ = asyncio.run(probe_dish(f"127.0.0.1:{port}", timeout=0.5))
+    assert api is False
+
+
+def test_http2_parser_needs_both_settings_and_our_answer():
+    settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    answer = b"\x00\x00\x01\x01\x04\x00\x00\x00\x01\x88"
+    assert dish_answered(settings + answer)
+    assert not dish_answered(settings)
+    assert not dish_answered(b"HTTP/1.1 400 Bad Request\r\n\r\n")
