@@ -17,8 +17,11 @@ import os
 import pwd
 import re
 import shutil
+import signal
+import socket
 import stat
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -301,6 +304,14 @@ def test_postinst_makes_system_account_private_conffile_and_state_dir(installed:
 
 
 @requires_install
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (package systemd)")
+def test_installed_unit_verifies_cleanly(installed: Path) -> None:
+    # verify also checks that ExecStart= exists and Documentation=man:netprobe(1) resolves.
+    result = run("systemd-analyze", "verify", "/lib/systemd/system/netprobe-agent.service", check=False)
+    assert (result.returncode, result.stderr.strip()) == (0, ""), result.stderr
+
+
+@requires_install
 def test_check_config_accepts_the_conffile_once_a_node_id_is_set(installed: Path) -> None:
     text = CONF.read_text()
     assert re.search(r'^id = ""', text, re.M)
@@ -382,11 +393,146 @@ def test_icmp_works_as_netprobe_with_only_the_units_ambient_cap_net_raw(installe
     assert json.loads(without.stdout)["error"]["code"] == "permission"
 
 
+def notify_socket() -> tuple[socket.socket, str]:
+    """A stand-in for systemd's $NOTIFY_SOCKET that the netprobe user may write to."""
+    where = tempfile.mkdtemp(prefix="netprobe-notify-", dir="/tmp")
+    os.chmod(where, 0o755)
+    path = os.path.join(where, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    os.chmod(path, 0o777)
+    sock.settimeout(0.1)
+    return sock, path
+
+
+def notifications(sock: socket.socket) -> list[str]:
+    got: list[str] = []
+    while True:
+        try:
+            got += sock.recv(4096).decode().splitlines()
+        except socket.timeout:
+            return got
+
+
+RELOADED_TARGET = """
+[[targets]]
+kind = "icmp"
+target = "127.0.0.2"
+name = "added-on-reload"
+interval = 1
+timeout = 0.5
+count = 1
+"""
+
+
+def readings_from(subscriber: Any, node: str) -> list[dict[str, Any]]:
+    found = []
+    for _topic, payload, _retain in subscriber.snapshot():
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and message.get("node") == node and "measurement" in message:
+            found.append(message)
+    return found
+
+
 @requires_install
-def test_run_publishes_readings_to_a_local_mosquitto(installed: Path) -> None:
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux)")
+def test_run_as_the_service_publishes_readings_to_a_local_mosquitto(
+    installed: Path, tmp_path: Path, broker: Any, subscriber: Any, tcp_listener: Any
+) -> None:
     if system_netprobe("run", "--help").returncode != 0:
         pytest.skip("`netprobe run` is not in this tree yet (issue 4, the daemon): nothing to start")
-    pytest.skip("`netprobe run` landed after this test was written: its install step is not wired up yet")
+    original = CONF.read_text()
+    unit = unit_settings()
+    # As systemd starts it: the unit's user and capabilities, its ExecStart=, the packaged config.
+    exec_start = unit["ExecStart"][-1].split()
+    env = {**SYSTEM_ENV, "HOME": str(STATE)}
+
+    # As installed, before the technician sets the node id: the agent says what is missing.
+    CONF.write_text(re.sub(r'^id = ".*"', 'id = ""', original, count=1, flags=re.M))
+    blank = run(*as_service_user(*exec_start), check=False, env=env, cwd=str(STATE), timeout=30)
+    assert blank.returncode == 78, blank.stderr
+    assert "node.id is not set" in blank.stderr and "Traceback" not in blank.stderr
+
+    node = "muba-pkg-run-01"
+    CONF.write_text(
+        f"""[node]
+id = "{node}"
+
+[site]
+kecamatan = "Sekayu"
+desa = "Balai Agung"
+
+[[targets]]
+kind = "icmp"
+target = "127.0.0.1"
+name = "gateway"
+interval = 1
+timeout = 0.5
+count = 2
+packet_interval = 0.05
+
+[[targets]]
+kind = "tcp"
+target = "{tcp_listener.address}"
+name = "uplink"
+interval = 1
+timeout = 0.5
+count = 1
+
+[mqtt]
+broker = "{broker.url}"
+
+[daemon]
+splay = 0
+host_interval = 1
+"""
+    )
+    sock, sock_path = notify_socket()
+    env.update(NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="2000000")
+    sub = subscriber(broker, "netprobe/#")
+    log = tmp_path / "agent.log"
+    with open(log, "w") as log_file:
+        proc = subprocess.Popen(
+            as_service_user(*exec_start), env=env, cwd=str(STATE), stdout=log_file, stderr=subprocess.STDOUT
+        )
+    try:
+        assert sub.wait_for(lambda _: len(readings_from(sub, node)) >= 4, timeout=20), log.read_text()
+        # ExecReload=: a new target in the config, then SIGHUP; the same process measures it.
+        with open(CONF, "a") as conf:
+            conf.write(RELOADED_TARGET)
+        proc.send_signal(signal.SIGHUP)
+        reloaded = sub.wait_for(lambda _: any(r["target"] == "127.0.0.2" for r in readings_from(sub, node)), 15)
+        assert reloaded, log.read_text()
+        assert proc.poll() is None, "SIGHUP must reload, not stop"
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"SIGTERM did not stop the agent in 10 s:\n{log.read_text()}") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        CONF.write_text(original)
+        told = notifications(sock)
+        sock.close()
+        shutil.rmtree(os.path.dirname(sock_path))
+    output = log.read_text()
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output, output
+    readings = readings_from(sub, node)
+    icmp = [r for r in readings if r["measurement"] == "icmp"]
+    assert icmp and all(r["ok"] and r["fields"]["socket"] == "raw" for r in icmp), icmp
+    assert any(r["measurement"] == "tcp" and r["ok"] for r in readings)
+    assert {r["measurement"] for r in readings} - {"icmp", "tcp"}, "the host-health reading (psutil) is missing"
+    seqs = [r["seq"] for r in readings]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert "READY=1" in told and "WATCHDOG=1" in told, told
+    spool_files = [p for p in STATE.iterdir()]
+    assert spool_files and all(p.stat().st_uid == pwd.getpwnam("netprobe").pw_uid for p in spool_files)
 
 
 @requires_install
