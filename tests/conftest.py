@@ -6,6 +6,7 @@ from __future__ import annotations
 pytest_plugins: list[str] = [
     "tests.fixtures.loopback",
     "tests.fixtures.mosquitto",
+    "tests.fixtures.agentd",
     "tests.fixtures.collector",
     "tests.fixtures.testbed",
 ]

@@ -212,7 +212,7 @@ class Publisher:
             client.connect()
         except ssl.SSLCertVerificationError as exc:
             self._report(
-                f"TLS handshake with {self.url} refused: {exc.verify_message}; "
+                f"TLS handshake with {self.url} refused: certificate verify failed ({exc.verify_message}); "
                 "check mqtt.ca_file and that the broker's certificate names this host"
             )
             return
@@ -234,7 +234,10 @@ class Publisher:
     def _await_connack(self, client: MqttClient, s: _Session) -> bool:
         deadline = time.monotonic() + CONNACK_TIMEOUT_S
         while s.connack is None:
-            if client.loop(0.2) != 0 or time.monotonic() > deadline or self._stop.is_set():
+            rc = client.loop(0.2)
+            if s.connack is not None:  # a refusal arrives together with the closed connection
+                break
+            if rc != 0 or time.monotonic() > deadline or self._stop.is_set():
                 self._report(f"broker {self.url} closed the connection before accepting it ({s.lost or 'timeout'})")
                 return False
         ok, reason, present = s.connack
