@@ -1,0 +1,149 @@
+"""`netprobe run` as a process: no-broker mode, SIGHUP reload, systemd notify, refusals; `netprobe spool`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.fixtures.agentd import ROOT, agent_toml
+from tests.helpers import free_port
+
+
+def netprobe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args], capture_output=True, text=True, cwd=str(ROOT), timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )  # fmt: skip
+
+
+def wait_lines(agent, n: int, timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = agent.stdout_lines()
+        if len(lines) >= n:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.05)
+    raise AssertionError(f"only {len(agent.stdout_lines())} lines; stderr:\n{agent.stderr()}")
+
+
+def test_without_a_broker_readings_go_to_stdout_and_the_spool_and_sighup_with_a_broken_config_keeps_the_old_one(
+    agentd, tcp_listener, tmp_path
+):
+    state = tmp_path / "state"
+    good = agent_toml(state, tcp=tcp_listener.address)
+    agent = agentd(good)
+    lines = wait_lines(agent, 3, 15)
+    assert [r["seq"] for r in lines] == list(range(1, len(lines) + 1))
+    assert all(r["measurement"] == "tcp" and r["node"] == "test-node-1" for r in lines)
+    assert all(isinstance(r["clock_synced"], bool) and r["mono_s"] > 0 and r["boot"] for r in lines)
+
+    agent.config_path.write_text(good.replace("interval = 0.5", "interval = 'soon'"))
+    agent.signal(signal.SIGHUP)
+    assert agent.wait_stderr("keeping the running config", 5), agent.stderr()
+    assert "targets[0].interval: expected a number" in agent.stderr()
+    count = len(agent.stdout_lines())
+    time.sleep(1.2)
+    assert agent.proc.poll() is None and len(agent.stdout_lines()) >= count + 2  # still measuring, old config
+
+    # A valid new config does take effect: a second target appears (a closed port: refused readings).
+    closed = f"127.0.0.1:{free_port()}"
+    second = f'[[targets]]\nkind = "tcp"\ntarget = "{closed}"\ninterval = 0.5\ntimeout = 0.25\ncount = 1\n'
+    agent.config_path.write_text(good + second)
+    agent.signal(signal.SIGHUP)
+    assert agent.wait_stderr("config reloaded", 5), agent.stderr()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(closed in line for line in agent.stdout_lines()):
+        time.sleep(0.05)
+    refused = [json.loads(x) for x in agent.stdout_lines() if closed in x]
+    assert refused and refused[0]["ok"] is False and refused[0]["error"]["code"] == "refused"
+    assert agent.stop() == 0
+    lines = [json.loads(x) for x in agent.stdout_lines()]
+    assert [r["seq"] for r in lines] == list(range(1, len(lines) + 1))  # one counter across reloads
+    # Every reading printed is also in the spool (nothing deletes it without a broker).
+    status = json.loads(netprobe("spool", "status", "--json", "-c", str(agent.config_path)).stdout)
+    assert status["rows"] == len(lines) and status["last_seq"] == {"test-node-1": len(lines)}
+    assert status["dropped"] == 0
+
+
+def test_run_without_node_id_exits_78_naming_the_key(tmp_path, tcp_listener):
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(agent_toml(tmp_path / "state", tcp=tcp_listener.address).replace('id = "test-node-1"', ""))
+    out = netprobe("run", "-c", str(cfg))
+    assert out.returncode == 78
+    assert "node.id is not set" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_broker_url_is_a_config_error_not_a_crash(tmp_path, tcp_listener):
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(agent_toml(tmp_path / "state", tcp=tcp_listener.address, broker="http://broker"))
+    out = netprobe("run", "-c", str(cfg))
+    assert out.returncode == 78 and "mqtt.broker: must start with mqtt:// or mqtts://" in out.stderr
+
+
+def test_sd_notify_ready_status_and_watchdog_on_notify_socket(agentd, tcp_listener, tmp_path):
+    name = f"netprobe-test-{os.getpid()}-{time.monotonic_ns()}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.settimeout(0.2)
+    try:
+        agent = agentd(
+            agent_toml(tmp_path / "state", tcp=tcp_listener.address),
+            env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "400000"},
+        )
+        got: list[str] = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and got.count("WATCHDOG=1") < 3:
+            try:
+                got += sock.recv(4096).decode().splitlines()
+            except socket.timeout:
+                pass
+        assert agent.stop() == 0
+        while "STOPPING=1" not in got:
+            try:
+                got += sock.recv(4096).decode().splitlines()
+            except socket.timeout:
+                break
+    finally:
+        sock.close()
+    assert got[0] == "READY=1", got
+    assert got.count("WATCHDOG=1") >= 3
+    assert any(line.startswith("STATUS=1 targets, no broker, spool") for line in got)
+    assert "STOPPING=1" in got
+
+
+@pytest.mark.broker
+def test_spool_flush_delivers_the_backlog_and_spool_status_reports_it(broker, subscriber, tcp_listener, tmp_path):
+    from tests.test_daemon_mqtt import prefill_spool
+
+    state = tmp_path / "state"
+    prefill_spool(state, 50)
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(agent_toml(state, tcp=tcp_listener.address, broker=broker.url))
+    status = json.loads(netprobe("spool", "status", "--json", "-c", str(cfg)).stdout)
+    assert status["rows"] == 50 and status["last_seq"] == {"test-node-1": 50}
+    human = netprobe("spool", "status", "-c", str(cfg)).stdout
+    assert "waiting:  50 readings" in human and "seq 1)" in human
+
+    sub = subscriber(broker, "netprobe/#")
+    out = netprobe("spool", "flush", "-c", str(cfg), "--timeout", "20")
+    assert out.returncode == 0, out.stderr
+    assert "delivered 50 readings" in out.stdout
+    assert sub.wait_for(lambda m: len(m) >= 50, 5)
+    assert [json.loads(p)["seq"] for _, p, _ in sub.snapshot()] == list(range(1, 51))
+    assert not any(t.endswith("/status") for t, _, _ in sub.snapshot())  # flush does not pose as the node
+    assert json.loads(netprobe("spool", "status", "--json", "-c", str(cfg)).stdout)["rows"] == 0
+
+
+def test_spool_flush_without_a_broker_says_so(tmp_path, tcp_listener):
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(agent_toml(tmp_path / "state", tcp=tcp_listener.address))
+    out = netprobe("spool", "flush", "-c", str(cfg))
+    assert out.returncode == 78 and "no broker configured (mqtt.broker)" in out.stderr
