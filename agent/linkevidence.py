@@ -23,7 +23,6 @@ from typing import Any, Optional
 from agent import clock, netinfo
 from agent.linkfeatures import PromoTrial, Sample
 from agent.linktype import VPN_NAME_PREFIXES, InterfaceFacts, Observation, Operator
-from agent.probes.base import ProbeFailure
 from agent.probes.icmp import EchoTally, Exchange, open_socket
 
 log = logging.getLogger(__name__)
@@ -354,14 +353,9 @@ async def gather(
             log.info("cannot trace the first hops (%s); using %s as the nearby target", exc, address)
     isp = plan.isp_hop or isp_hop_of(hops, gateway)
     isp_is_hop = bool(isp) and isp != address
-    dish_task = asyncio.ensure_future(probe_dish(plan.dish)) if plan.dish else None
-    try:
-        gw_series, isp_series, trials = await observe(gateway, isp or address, plan, iface_name)
-    except ProbeFailure:
-        if dish_task:
-            dish_task.cancel()
-        raise
-    dish_api, dish_host = await dish_task if dish_task else (False, False)
+    # before the observation, never during it: its packets would break the promotion test's silence
+    dish_api, dish_host = await probe_dish(plan.dish) if plan.dish else (False, False)
+    gw_series, isp_series, trials = await observe(gateway, isp or address, plan, iface_name)
     obs = Observation(
         gateway=tuple(gw_series),
         isp=tuple(isp_series),
