@@ -12,11 +12,12 @@ import calendar
 import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
 import tempfile
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,15 @@ class Ledger:
             with contextlib.suppress(OSError):
                 os.replace(self.path, self.path + ".bad")
             return LedgerState()
+
+    def update(self, change: Callable[[LedgerState], LedgerState]) -> LedgerState:
+        """Load, change and save under a lock, so the daemon and a diagnose run do not lose a test."""
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        with open(self.path + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = change(self.load())
+            self.save(state)
+            return state
 
     def save(self, state: LedgerState) -> None:
         directory = os.path.dirname(self.path) or "."

@@ -49,6 +49,7 @@ class RateEstimator:
         self.samples: list[tuple[float, int]] = [(0.0, 0)]
         self.warm: Optional[tuple[float, int]] = None
         self.history: list[tuple[float, float]] = []  # (t, estimate in bit/s) after warm-up
+        self._sums = [0.0] * 5  # n, Σt, Σb, Σt², Σtb over the samples since warm-up
 
     def add(self, t: float, total_bytes: int) -> None:
         """`total_bytes` carried by all streams since the phase began, at `t` seconds into it."""
@@ -57,8 +58,25 @@ class RateEstimator:
         self.samples.append((t, max(total_bytes, self.samples[-1][1])))
         if self.warm is None and self._warm_up_over(t):
             self.warm = self.samples[-1]
-        if self.warm is not None and t > self.warm[0]:
-            self.history.append((t, self._rate(self.warm, self.samples[-1])))
+        if self.warm is not None:
+            self._accumulate(t, self.samples[-1][1])
+            if self._sums[0] >= 3:
+                self.history.append((t, self._slope()))
+
+    def _accumulate(self, t: float, b: float) -> None:
+        s = self._sums
+        s[0] += 1
+        s[1] += t
+        s[2] += b
+        s[3] += t * t
+        s[4] += t * b
+
+    def _slope(self) -> float:
+        """Least-squares slope of bytes over time since warm-up, in bit/s: steadier than end points
+        when bytes arrive in bursts (Wi-Fi aggregation, emulators, LEO scheduling)."""
+        n, st, sb, stt, stb = self._sums
+        den = n * stt - st * st
+        return (n * stb - st * sb) / den * 8.0 if den > 0 else 0.0
 
     @staticmethod
     def _rate(a: tuple[float, int], b: tuple[float, int]) -> float:

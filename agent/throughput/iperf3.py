@@ -88,3 +88,28 @@ async def measure(target: str, seconds: float, streams: int, up: bool = True) ->
     down = await run_direction(host, port, seconds, streams, reverse=True)
     upload = await run_direction(host, port, seconds, streams, reverse=False) if up else None
     return down, upload
+
+
+async def measure_with_rtt(
+    target: str, seconds: float, streams: int, up: bool = True
+) -> tuple[Phase, Optional[Phase], list[float]]:
+    """Both directions, with handshake RTTs to the iperf3 port: idle first, then during each run."""
+    from agent.throughput import connectping
+
+    host, port = split_target(target)
+    idle = await connectping.sample(host, port, 5)
+
+    async def loaded(reverse: bool) -> Phase:
+        rtts: list[float] = []
+        pinger = asyncio.ensure_future(connectping.sample_until_cancelled(host, port, rtts))
+        try:
+            phase = await run_direction(host, port, seconds, streams, reverse=reverse)
+        finally:
+            pinger.cancel()
+            await asyncio.gather(pinger, return_exceptions=True)
+        phase.loaded_rtts = rtts
+        return phase
+
+    down = await loaded(True)
+    upload = await loaded(False) if up else None
+    return down, upload, idle

@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from agent.probes.base import BAD_TARGET, INTERNAL, UNREACHABLE, ProbeFailure
 from agent.throughput import connectping
-FIXED = "fixed"  # speedtest-cli ends on its own plan: all files fetched, or its 10 s
 from agent.throughput.result import Phase
+
+FIXED = "fixed"  # speedtest-cli ends on its own plan: all files fetched, or its 10 s
 
 # What speedtest.net's speedtest-config.php usually says (see notes/throughput-measured.md).
 LEGACY_CONFIG: dict[str, Any] = {
