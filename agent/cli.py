@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arg(p)
     p.add_argument("--json", action="store_true", help='print {"verdict": ..., "readings": [...]}')
     p.add_argument("--lang", choices=("en", "id"), default="en", help="language of verdicts and hints")
+    p.add_argument("--no-throughput", action="store_true", help="skip the throughput test (it costs data)")
     p.set_defaults(handler=cmd_diagnose)
 
     p = sub.add_parser("check-config", help="validate a config file (exit 0 valid, 78 invalid)")

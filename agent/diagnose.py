@@ -26,7 +26,9 @@ DEADLINE_S = 17.0
 # when diagnose runs. The function is a coroutine: (config, latency Readings, checks so far,
 # parsed CLI args) -> (its Readings, its Checks). It runs after the latency checks.
 ExtraCheck = Callable[[Config, list[Reading], list[Check], Any], Awaitable[tuple[list[Reading], list[Check]]]]
-EXTRA_CHECKS: list[str] = []
+EXTRA_CHECKS: list[str] = [
+    "agent.throughput.diagnose_check:throughput_check",
+]
 
 
 def load_extra(spec: str) -> ExtraCheck:

@@ -99,6 +99,41 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "Sertifikat situs ini habis dalam {days} hari.",
     },
     "hint.healthy": {"en": "Everything answers normally.", "id": "Semua menjawab dengan normal."},
+    # throughput (agent.throughput.diagnose_check)
+    "check.throughput": {"en": "Throughput", "id": "Kecepatan"},
+    "num.throughput": {
+        "en": "down {down} Mbit/s, up {up} Mbit/s, {mb} MB used",
+        "id": "unduh {down} Mbit/s, unggah {up} Mbit/s, terpakai {mb} MB",
+    },
+    "num.bufferbloat": {
+        "en": "latency idle {idle} ms, under load {loaded} ms (grade {grade})",
+        "id": "latensi saat diam {idle} ms, saat sibuk {loaded} ms (nilai {grade})",
+    },
+    "num.throughput_failed": {"en": "{why}", "id": "{why}"},
+    "hint.bufferbloat": {
+        "en": "Latency rises by {ms} ms while the link is busy (bufferbloat): calls break whenever someone "
+        "downloads. Ask the operator to shorten the modem's queue (SQM/AQM).",
+        "id": "Latensi naik {ms} ms saat jaringan sibuk (bufferbloat): panggilan terputus setiap ada yang "
+        "mengunduh. Minta operator memperpendek antrean modem (SQM/AQM).",
+    },
+    "hint.throughput_budget": {
+        "en": "The speed test was skipped to stay within the data budget ([throughput] in the config).",
+        "id": "Tes kecepatan dilewati agar kuota data tidak terlampaui ([throughput] di konfigurasi).",
+    },
+    "hint.throughput_failed": {
+        "en": "The speed test server {server} did not answer properly: check that it is running.",
+        "id": "Server tes kecepatan {server} tidak menjawab dengan benar: periksa apakah server itu berjalan.",
+    },
+    "hint.throughput_needs_internet": {
+        "en": "No speed test while the internet is down.",
+        "id": "Tidak ada tes kecepatan selama internet mati.",
+    },
+    "progress.throughput": {
+        "en": "Measuring {direction}: {mbps} Mbit/s ({secs} s)",
+        "id": "Mengukur {direction}: {mbps} Mbit/s ({secs} d)",
+    },
+    "dir.download": {"en": "download", "id": "unduhan"},
+    "dir.upload": {"en": "upload", "id": "unggahan"},
     # the regency's fleet view (netprobe fleet)
     "fleet.title": {"en": "netprobe fleet: {kabupaten}", "id": "Armada netprobe: {kabupaten}"},
     "fleet.generated": {"en": "Generated {time} UTC", "id": "Dibuat {time} UTC"},

@@ -1,0 +1,115 @@
+"""`netprobe diagnose`'s throughput check: one capped test against the configured server.
+
+It runs only where a server is configured (a `throughput` target, or
+[throughput] server) and the internet check did not fail; `--no-throughput`
+leaves it out. The data budget applies as for scheduled tests. On a terminal a
+progress line shows the estimate as it forms; it is the CLI's output, so
+`--json` and pipes never see it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any, Optional
+
+from agent.config import Config, TargetConfig
+from agent.probes.base import SKIPPED
+from agent.readings import Reading
+from agent.verdicts import FAIL, OK, SKIP, WARN, Check
+
+NAME = "throughput"
+BAD_GRADES = ("D", "F")
+DIAGNOSE_SECONDS = 8.0
+
+
+def pick_target(cfg: Config) -> Optional[TargetConfig]:
+    """The first configured throughput target, else one for [throughput] server, capped for diagnose."""
+    for t in cfg.targets:
+        if t.kind == NAME:
+            return t
+    if not cfg.throughput.server:
+        return None
+    from agent.runner import adhoc_target
+
+    return adhoc_target(
+        NAME, cfg.throughput.server, None, max_mb=cfg.throughput.diagnose_max_mb, max_seconds=DIAGNOSE_SECONDS
+    )
+
+
+def to_check(reading: Reading) -> Check:
+    """Pure: the Reading in a technician's words."""
+    f = reading.fields
+    ids = (reading.id,)
+    if reading.ok:
+        numbers = [
+            (
+                "num.throughput",
+                {
+                    "down": f.get("download_mbps"),
+                    "up": f.get("upload_mbps"),
+                    "mb": round(float(f.get("bytes_used") or 0) / 1e6, 1),
+                },
+            ),
+            (
+                "num.bufferbloat",
+                {"idle": f.get("rtt_idle_ms"), "loaded": f.get("rtt_loaded_ms"), "grade": f.get("bufferbloat_grade")},
+            ),
+        ]
+        if f.get("bufferbloat_grade") in BAD_GRADES:
+            return Check(NAME, WARN, numbers, ("hint.bufferbloat", {"ms": f.get("bufferbloat_ms")}), ids)
+        return Check(NAME, OK, numbers, None, ids)
+    error = reading.error or {}
+    numbers = [("num.throughput_failed", {"why": error.get("message", "")})]
+    if error.get("code") == SKIPPED:
+        return Check(NAME, SKIP, numbers, ("hint.throughput_budget", {}), ids)
+    return Check(NAME, WARN, numbers, ("hint.throughput_failed", {"server": reading.target}), ids)
+
+
+class ProgressLine:
+    """One line on the terminal, rewritten in place while the test runs."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self.shown = False
+
+    def __call__(self, direction: str, seconds: float, bps: Optional[float]) -> None:
+        from agent import i18n
+
+        mbps = f"{bps / 1e6:.1f}" if bps else "..."
+        text = i18n.text("progress.throughput", self.lang, direction=i18n.text(f"dir.{direction}", self.lang),
+                         mbps=mbps, secs=f"{seconds:.0f}")  # fmt: skip
+        sys.stdout.write(f"\r{text:<60}")
+        sys.stdout.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stdout.write("\r" + " " * 60 + "\r")
+            sys.stdout.flush()
+
+
+async def throughput_check(
+    cfg: Config, readings: list[Reading], checks: list[Check], args: Any
+) -> tuple[list[Reading], list[Check]]:
+    from agent.probes.throughput import ThroughputContext
+    from agent.runner import identity_of, run_target
+
+    if getattr(args, "no_throughput", False):
+        return [], []
+    target = pick_target(cfg)
+    if target is None:
+        return [], [Check(NAME, SKIP, [("num.none", {})])]
+    if any(c.name in ("gateway", "internet") and c.status == FAIL for c in checks):
+        return [], [Check(NAME, SKIP, [("num.none", {})], ("hint.throughput_needs_internet", {}))]
+    show = sys.stdout.isatty() and not getattr(args, "json", False)
+    progress = ProgressLine(getattr(args, "lang", "en") or "en") if show else None
+    ctx = ThroughputContext(state_dir=cfg.node.state_dir, config=cfg, interactive=True, progress=progress)
+    options = target.options
+    limit = 2 * options.max_seconds + 3 * target.timeout
+    try:
+        reading = await run_target(dataclasses.replace(target), identity_of(cfg), ctx, limit_s=limit)
+    finally:
+        if progress:
+            progress.clear()
+    return [reading], [to_check(reading)]
