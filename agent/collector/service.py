@@ -78,7 +78,7 @@ class AckingClient(MqttClient):
 
 class Counters:
     def __init__(self) -> None:
-        self.received = self.stored = self.duplicates = 0
+        self.received = self.stored = self.duplicates = self.inbox_peak = 0
         self.rejected: dict[str, int] = {}
 
 
@@ -280,6 +280,7 @@ class Collector:
                 self.counters.received += 1
                 batch = self._take_batch(first)
                 self.counters.received += len(batch) - 1
+                self.counters.inbox_peak = max(self.counters.inbox_peak, len(batch) + self.inbox.qsize())
                 self._store_batch(batch)
             self._drain()
         finally:
@@ -314,8 +315,9 @@ class Collector:
     def _summary(self) -> None:
         c = self.counters
         log.info(
-            "received %d, stored %d, duplicates %d, rejected %s", c.received, c.stored, c.duplicates, c.rejected or 0
-        )
+            "received %d, stored %d, duplicates %d, rejected %s, unacked peak %d",
+            c.received, c.stored, c.duplicates, c.rejected or 0, c.inbox_peak,
+        )  # fmt: skip
 
     def store_label(self) -> str:
         s = self.cfg.store
