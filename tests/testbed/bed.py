@@ -100,13 +100,20 @@ def tbf_args(d: Direction) -> list[str]:
     return ["tbf", "rate", f"{d.rate_mbit}mbit", "burst", str(burst), "limit", str(limit)]
 
 
+def own_namespace_name(role: str) -> str:
+    """A namespace name unique to this process (and recognisable as stale once it has exited)."""
+    global _counter
+    _counter += 1
+    return f"nptb{os.getpid()}n{_counter}-{role}"
+
+
 class Testbed:
-    """One emulated village uplink; see tests/testbed/README section in the project README."""
+    """One emulated village uplink; README.md "## Testbed" describes it."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
 
     def __init__(self, profile: Profile, seed: int = 1, workdir: Optional[str] = None) -> None:
-        global _counter
-        _counter += 1
-        prefix = f"nptb{os.getpid()}n{_counter}"
+        prefix = own_namespace_name("x")[: -len("-x")]
         self.profile = profile
         self.seed = seed
         self.node_ns, self.gw_ns, self.router_ns, self.isp_ns, self.server_ns = (

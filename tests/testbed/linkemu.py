@@ -156,6 +156,20 @@ def tighten_timer_slack() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_timerslack, 1000, 0, 0, 0)
 
 
+def raise_priority() -> None:
+    """Other test processes share the two cores; a frame released late is an RTT reported wrong.
+
+    SCHED_FIFO at the lowest real-time priority wakes this loop ahead of ordinary tasks; the
+    loop sleeps in select() between frames, and the kernel's RT throttling still leaves the
+    rest of the machine its share even under full traffic.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except (OSError, AttributeError):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, -10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lan", required=True, help="interface towards the node's gateway (frames going up)")
@@ -163,6 +177,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     tighten_timer_slack()
+    raise_priority()
     Bridge(args.lan, args.wan, args.seed).run(sys.stdin.fileno())
     return 0
 
