@@ -11,6 +11,7 @@ The install modifies the system python's dist-packages: expected in CI (root, th
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -31,6 +32,7 @@ import pytest
 from agent import __version__
 from agent.config import tomllib
 from tests.helpers import is_root
+from tests.unit_sandbox import have_seccomp, sandboxed, seccomp_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = "netprobe-agent"
@@ -154,7 +156,8 @@ def installed(deb: Path, baseline: set[str]) -> Path:
     """The package installed with apt-get, as the README tells a technician on a slow link:
     Debian's dependencies from the archive, scapy and speedtest-cli named, no Recommends chain."""
     if dpkg_status() != "ii":
-        apt_get("install", "--no-install-recommends", str(deb), "python3-scapy", "speedtest-cli")
+        # python3-seccomp is the test's own: tests/unit_sandbox.py rebuilds the unit's filter with it.
+        apt_get("install", "--no-install-recommends", str(deb), "python3-scapy", "speedtest-cli", "python3-seccomp")
     return deb
 
 
@@ -228,16 +231,17 @@ def test_unit_exposure_is_at_most_2_5() -> None:
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (package systemd)")
-def test_unit_lets_the_clock_check_through_the_syscall_filter() -> None:
-    # agent/clock.py calls adjtimex(2) read-only; @system-service lacks it, and a filtered call
-    # without SystemCallErrorNumber= kills the process with SIGSYS.
+def test_unit_syscall_filter_keeps_the_clock_read_and_refuses_clock_writes_with_eperm() -> None:
+    # agent/clock.py calls adjtimex(3) read-only, which glibc 2.36 makes with clock_adjtime(2);
+    # @system-service lacks both, ~@privileged removes @clock, and a filtered call without
+    # SystemCallErrorNumber= is killed with SIGSYS.
+    spec = json.loads(seccomp_spec(unit_settings()))
     service_set = run("systemd-analyze", "syscall-filter", "@system-service", "--no-pager").stdout.split()
-    unit = unit_settings()
-    allowed = [word for value in unit["SystemCallFilter"] if not value.startswith("~") for word in value.split()]
-    assert "adjtimex" not in service_set
-    assert "adjtimex" in allowed
-    assert unit["SystemCallErrorNumber"] == ["EPERM"]
-    assert "ProtectClock" not in unit, "ProtectClock= denies adjtimex whatever the allow list says"
+    assert not {"adjtimex", "clock_adjtime"} & set(service_set)
+    assert {"adjtimex", "clock_adjtime", "clock_adjtime64"} <= set(spec["allow"])
+    assert not {"settimeofday", "clock_settime", "sethostname", "setrlimit", "capset"} & set(spec["allow"])
+    assert spec["errno"] == errno.EPERM
+    assert "ProtectClock" not in unit_settings(), "ProtectClock= denies adjtimex whatever the allow list says"
 
 
 def test_unit_is_a_watchdogged_notify_service_that_reloads_on_sighup_and_backs_off() -> None:
@@ -393,6 +397,39 @@ def test_icmp_works_as_netprobe_with_only_the_units_ambient_cap_net_raw(installe
     assert json.loads(without.stdout)["error"]["code"] == "permission"
 
 
+CLOCK_PROBE = """
+import ctypes, json
+from agent import clock
+libc = ctypes.CDLL(None, use_errno=True)
+state = libc.adjtimex(ctypes.create_string_buffer(512))
+hostname = libc.sethostname(b"x", 1)
+print(json.dumps([state, hostname, ctypes.get_errno(), clock.clock_synced()]))
+"""
+
+
+@requires_install
+def test_agent_reads_the_clock_state_behind_the_units_syscall_filter(installed: Path) -> None:
+    if not have_seccomp():
+        pytest.skip("needs Debian's python3-seccomp to rebuild the unit's syscall filter")
+
+    def under(unit: dict[str, list[str]]) -> list[Any]:
+        cmd = as_service_user(*sandboxed(unit, ["/usr/bin/python3", "-c", CLOCK_PROBE]))
+        result = run(*cmd, check=False, env=dict(SYSTEM_ENV), cwd="/")
+        assert result.returncode == 0, result.stderr  # -31 would be SIGSYS: killed by the filter
+        return list(json.loads(result.stdout))
+
+    unit = unit_settings()
+    adjtimex, sethostname, errno_after, synced = under(unit)
+    assert adjtimex >= 0, "adjtimex must get through (read-only clock state)"
+    assert (sethostname, errno_after) == (-1, errno.EPERM)
+    assert isinstance(synced, bool)
+    # Control: without the unit's line that allows the clock calls again, the same call is
+    # refused, so the filter above was really in force; clock.py then falls back without dying.
+    without = {**unit, "SystemCallFilter": [v for v in unit["SystemCallFilter"] if "clock_adjtime" not in v]}
+    refused, _, _, fallback = under(without)
+    assert refused == -1 and isinstance(fallback, bool)
+
+
 def notify_socket() -> tuple[socket.socket, str]:
     """A stand-in for systemd's $NOTIFY_SOCKET that the netprobe user may write to."""
     where = tempfile.mkdtemp(prefix="netprobe-notify-", dir="/tmp")
@@ -446,13 +483,16 @@ def test_run_as_the_service_publishes_readings_to_a_local_mosquitto(
         pytest.skip("`netprobe run` is not in this tree yet (issue 4, the daemon): nothing to start")
     original = CONF.read_text()
     unit = unit_settings()
-    # As systemd starts it: the unit's user and capabilities, its ExecStart=, the packaged config.
-    exec_start = unit["ExecStart"][-1].split()
+    # As systemd starts it: the unit's user, capabilities and syscall filter, its ExecStart=,
+    # the packaged config.
+    if not have_seccomp():
+        pytest.skip("needs Debian's python3-seccomp to rebuild the unit's syscall filter")
+    service = as_service_user(*sandboxed(unit, unit["ExecStart"][-1].split()))
     env = {**SYSTEM_ENV, "HOME": str(STATE)}
 
     # As installed, before the technician sets the node id: the agent says what is missing.
     CONF.write_text(re.sub(r'^id = ".*"', 'id = ""', original, count=1, flags=re.M))
-    blank = run(*as_service_user(*exec_start), check=False, env=env, cwd=str(STATE), timeout=30)
+    blank = run(*service, check=False, env=env, cwd=str(STATE), timeout=30)
     assert blank.returncode == 78, blank.stderr
     assert "node.id is not set" in blank.stderr and "Traceback" not in blank.stderr
 
@@ -495,9 +535,7 @@ host_interval = 1
     sub = subscriber(broker, "netprobe/#")
     log = tmp_path / "agent.log"
     with open(log, "w") as log_file:
-        proc = subprocess.Popen(
-            as_service_user(*exec_start), env=env, cwd=str(STATE), stdout=log_file, stderr=subprocess.STDOUT
-        )
+        proc = subprocess.Popen(service, env=env, cwd=str(STATE), stdout=log_file, stderr=subprocess.STDOUT)
     try:
         assert sub.wait_for(lambda _: len(readings_from(sub, node)) >= 4, timeout=20), log.read_text()
         # ExecReload=: a new target in the config, then SIGHUP; the same process measures it.
