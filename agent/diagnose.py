@@ -28,6 +28,7 @@ DEADLINE_S = 17.0
 ExtraCheck = Callable[[Config, list[Reading], list[Check], Any], Awaitable[tuple[list[Reading], list[Check]]]]
 EXTRA_CHECKS: list[str] = [
     "agent.throughput.diagnose_check:throughput_check",
+    "agent.linkcheck:diagnose_check",
 ]
 
 

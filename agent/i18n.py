@@ -26,6 +26,120 @@ MESSAGES: dict[str, dict[str, str]] = {
     "check.internet": {"en": "Internet", "id": "Internet"},
     "check.dns": {"en": "DNS", "id": "DNS"},
     "check.web": {"en": "Web", "id": "Web"},
+    # link type (agent.linkcheck); evidence keys are "link.ev.<rule>" of agent.linktype
+    "check.link": {"en": "Link", "id": "Jaringan"},
+    "link.verdict": {
+        "en": "{link_type} (confidence {confidence}; access {access}, backhaul {backhaul})",
+        "id": "{link_type} (keyakinan {confidence}; akses {access}, backhaul {backhaul})",
+    },
+    "link.skipped_down": {
+        "en": "not checked: the uplink is down",
+        "id": "tidak diperiksa: uplink mati",
+    },
+    "link.failed": {"en": "no verdict: {why}", "id": "tidak ada hasil: {why}"},
+    "link.brief_look": {
+        "en": "A {seconds} s look: GEO and fiber show at once; LEO and cellular need the node's longer look "
+        "(every few hours, in its link readings).",
+        "id": "Pengamatan {seconds} detik: GEO dan fiber langsung terlihat; LEO dan seluler perlu pengamatan "
+        "lebih lama oleh node (tiap beberapa jam, di data link-nya).",
+    },
+    "link.ev.geo_floor": {
+        "en": "idle minimum {min_ms} ms >= 450 ms over {n} samples: GEO (physics floor 477.5 ms)",
+        "id": "minimum saat sepi {min_ms} ms >= 450 ms dari {n} sampel: GEO (batas fisika 477,5 ms)",
+    },
+    "link.ev.dish_api": {
+        "en": "Starlink dish API answers at {address}",
+        "id": "API parabola Starlink menjawab di {address}",
+    },
+    "link.ev.not_a_dish": {
+        "en": "{address} answers but not as a Starlink dish (a cable modem?)",
+        "id": "{address} menjawab tetapi bukan parabola Starlink (modem kabel?)",
+    },
+    "link.ev.starlink_hops": {
+        "en": "hops {hop} -> {next}: the Starlink pattern",
+        "id": "hop {hop} -> {next}: pola Starlink",
+    },
+    "link.ev.wwan_interface": {
+        "en": "default route on {iface} ({driver}, {devtype}): a cellular modem",
+        "id": "rute utama lewat {iface} ({driver}, {devtype}): modem seluler",
+    },
+    "link.ev.usb_modem_hint": {
+        "en": "default route on {iface} ({driver}): maybe a USB modem",
+        "id": "rute utama lewat {iface} ({driver}): mungkin modem USB",
+    },
+    "link.ev.operator": {
+        "en": "operator {operator} ({match})",
+        "id": "operator {operator} ({match})",
+    },
+    "link.ev.leo_steps": {
+        "en": "RTT steps of {step_ms} ms at UTC :12/:27/:42/:57 (score {score}, {boundaries} boundaries)",
+        "id": "lompatan RTT {step_ms} ms pada UTC :12/:27/:42/:57 (skor {score}, {boundaries} batas)",
+    },
+    "link.ev.leo_steps_unsynced": {
+        "en": "15-s RTT steps of {step_ms} ms near :12 (clock not synced; score {score})",
+        "id": "lompatan RTT 15 detik {step_ms} ms dekat :12 (jam belum sinkron; skor {score})",
+    },
+    "link.ev.steps_off_phase": {
+        "en": "15-s RTT steps of {step_ms} ms at phase {phase_s} s (clock not synced; score {score})",
+        "id": "lompatan RTT 15 detik {step_ms} ms pada fase {phase_s} detik (jam belum sinkron; skor {score})",
+    },
+    "link.ev.loss_at_boundaries": {
+        "en": "{losses} losses, {share} of them at the 15-s boundaries",
+        "id": "{losses} paket hilang, {share} di antaranya pada batas 15 detik",
+    },
+    "link.ev.idle_promotion": {
+        "en": "first packet after silence +{delta_ms} ms ({hits}/{trials} trials): radio wake-up",
+        "id": "paket pertama setelah sepi +{delta_ms} ms ({hits}/{trials} percobaan): radio bangun",
+    },
+    "link.ev.no_idle_promotion": {
+        "en": "no radio wake-up delay ({delta_ms} ms, {hits}/{trials} trials)",
+        "id": "tidak ada jeda radio bangun ({delta_ms} ms, {hits}/{trials} percobaan)",
+    },
+    "link.ev.flat_short_access": {
+        "en": "access delay {access_ms} ms, flat (IQR {iqr_ms} ms): fiber",
+        "id": "jeda akses {access_ms} ms, stabil (IQR {iqr_ms} ms): fiber",
+    },
+    "link.ev.flat_fixed_offset": {
+        "en": "access delay {access_ms} ms, flat (IQR {iqr_ms} ms): DSL or cable",
+        "id": "jeda akses {access_ms} ms, stabil (IQR {iqr_ms} ms): DSL atau kabel",
+    },
+    "link.ev.scheduler_jitter": {
+        "en": "access delay {access_ms} ms with {iqr_ms} ms IQR jitter: radio scheduling",
+        "id": "jeda akses {access_ms} ms dengan jitter IQR {iqr_ms} ms: penjadwalan radio",
+    },
+    "link.ev.wireless_fixed": {
+        "en": "access delay {access_ms} ms, IQR {iqr_ms} ms: cable or fixed wireless",
+        "id": "jeda akses {access_ms} ms, IQR {iqr_ms} ms: kabel atau nirkabel tetap",
+    },
+    "link.ev.long_access": {
+        "en": "access delay {access_ms} ms: long, but below GEO",
+        "id": "jeda akses {access_ms} ms: panjang, tetapi di bawah GEO",
+    },
+    "link.ev.access": {
+        "en": "access delay {access_ms} ms, IQR {iqr_ms} ms",
+        "id": "jeda akses {access_ms} ms, IQR {iqr_ms} ms",
+    },
+    "link.ev.satellite_backhaul": {
+        "en": "cellular here, {backhaul} satellite behind the tower",
+        "id": "seluler di sini, satelit {backhaul} di belakang menara",
+    },
+    "link.ev.two_links": {
+        "en": "two links: {first} (~{low_ms} ms) and {second} (~{high_ms} ms)",
+        "id": "dua jalur: {first} (~{low_ms} ms) dan {second} (~{high_ms} ms)",
+    },
+    "link.ev.no_replies": {"en": "no replies from the ISP hop", "id": "hop ISP tidak menjawab"},
+    "link.ev.no_idle_samples": {
+        "en": "the link was busy the whole time: no idle samples",
+        "id": "jaringan sibuk sepanjang waktu: tidak ada sampel saat sepi",
+    },
+    "link.ev.nearby_target": {
+        "en": "the ISP hop did not answer: a nearby target stood in",
+        "id": "hop ISP tidak menjawab: target terdekat dipakai sebagai gantinya",
+    },
+    "link.ev.vpn": {
+        "en": "default route through a tunnel ({iface}): operator hints ignored",
+        "id": "rute utama lewat tunnel ({iface}): petunjuk operator diabaikan",
+    },
     # numbers
     "num.rtt_loss": {"en": "{target}: {rtt} ms, loss {loss}%", "id": "{target}: {rtt} ms, hilang {loss}%"},
     "num.no_reply": {"en": "{target}: no reply ({why})", "id": "{target}: tidak ada balasan ({why})"},

@@ -43,6 +43,8 @@ class Plan:
     dish: str = "192.168.100.1:9200"
     isp_hop: str = ""  # fixed first ISP hop; "" finds it with a short trace
     max_trace_ttl: int = 5
+    dish_timeout: float = 1.5
+    trace_wait: float = 1.0
 
 
 # ----- local facts ----------------------------------------------------------
@@ -348,14 +350,20 @@ async def gather(
     hops: list[str] = []
     if not plan.isp_hop:
         try:
-            hops = await loop.run_in_executor(None, trace_first_hops, address, plan.max_trace_ttl)
+            hops = await loop.run_in_executor(None, trace_first_hops, address, plan.max_trace_ttl, plan.trace_wait)
         except Exception as exc:  # no CAP_NET_RAW: fall back to the target itself
             log.info("cannot trace the first hops (%s); using %s as the nearby target", exc, address)
     isp = plan.isp_hop or isp_hop_of(hops, gateway)
     isp_is_hop = bool(isp) and isp != address
-    # before the observation, never during it: its packets would break the promotion test's silence
-    dish_api, dish_host = await probe_dish(plan.dish) if plan.dish else (False, False)
-    gw_series, isp_series, trials = await observe(gateway, isp or address, plan, iface_name)
+    if plan.promo_trials:
+        # before the observation, never during it: its packets would break the promotion test's silence
+        dish_api, dish_host = await probe_dish(plan.dish, plan.dish_timeout) if plan.dish else (False, False)
+        gw_series, isp_series, trials = await observe(gateway, isp or address, plan, iface_name)
+    else:
+        dish = probe_dish(plan.dish, plan.dish_timeout) if plan.dish else asyncio.sleep(0, (False, False))
+        (dish_api, dish_host), (gw_series, isp_series, trials) = await asyncio.gather(
+            dish, observe(gateway, isp or address, plan, iface_name)
+        )
     obs = Observation(
         gateway=tuple(gw_series),
         isp=tuple(isp_series),

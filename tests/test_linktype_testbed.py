@@ -100,3 +100,20 @@ def test_leo_testbed_is_classified_leo_from_15s_steps_in_50s(verdicts):
     print("leo:", f)
     assert f["link_type"] == "satellite-leo", f
     assert "steps" in f["evidence"]
+
+
+def test_diagnose_shows_the_link_verdict_with_evidence_in_english_and_indonesian(testbed, tmp_path):
+    tb = testbed("fiber")
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        f'[[targets]]\nkind = "icmp"\ntarget = "gateway"\n\n[[targets]]\nkind = "icmp"\ntarget = "{tb.server_ip}"\n'
+    )
+    outputs = {}
+    for lang in ("en", "id"):
+        result = tb.agent(["diagnose", "-c", str(cfg), "--lang", lang], timeout=40)
+        outputs[lang] = result.stdout
+        assert result.returncode == 0, result.stderr
+    en = next(line for line in outputs["en"].splitlines() if " Link " in line)
+    idn = next(line for line in outputs["id"].splitlines() if " Jaringan " in line)
+    assert "fiber (confidence" in en and "access delay" in en and "ms, flat" in en
+    assert "fiber (keyakinan" in idn and "jeda akses" in idn

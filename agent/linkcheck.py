@@ -1,0 +1,104 @@
+"""The link-type check of `netprobe diagnose`: a brief look, told with its evidence in en/id.
+
+diagnose must end within 20 s, so this looks for about 4 s (no idle-promotion
+test, a 3-hop trace) and says so: GEO and fiber show in seconds, while LEO and
+cellular need the daemon's longer look, so a brief "unknown" is expected there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from agent.config import Config
+from agent.probes.base import TIMEOUT, Outcome, ProbeFailure
+from agent.readings import Reading, make_reading
+from agent.runner import identity_of
+from agent.verdicts import FAIL, OK, SKIP, Check
+
+log = logging.getLogger(__name__)
+
+LOOK_S = 4.0
+LIMIT_S = 8.0
+
+
+def reference_target(cfg: Config) -> str:
+    """The first configured public ICMP target (it is where the trace points)."""
+    for t in cfg.targets:
+        if t.kind == "icmp" and t.target != "gateway" and t.role in ("", "internet"):
+            return t.target
+    return "1.1.1.1"
+
+
+def evidence_numbers(verdict: Any) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    for e in verdict.evidence:
+        out.append((f"link.ev.{e.rule}", dict(e.params)))
+    return out
+
+
+async def look(cfg: Config, target: str) -> tuple[Any, Any, dict[str, Any]]:
+    from agent.linkevidence import Plan, gather
+    from agent.linktype import classify
+    from agent.probes.link import operators_from
+
+    lt = cfg.linktype
+    plan = Plan(
+        observe_s=LOOK_S,
+        rate_hz=lt.rate_hz,
+        promo_trials=0,
+        idle_max_kbps=lt.idle_max_kbps,
+        dish=lt.dish,
+        isp_hop=lt.isp_hop,
+        max_trace_ttl=3,
+        dish_timeout=1.0,
+        trace_wait=0.8,
+    )
+    obs, facts = await gather(target, plan, operators_from(cfg), lt.asn)
+    return classify(obs), obs, facts
+
+
+async def diagnose_check(
+    cfg: Config, readings: list[Reading], checks: list[Check], args: Any
+) -> tuple[list[Reading], list[Check]]:
+    """diagnose's EXTRA_CHECKS hook: ([the link Reading], [the "link" Check])."""
+    from agent import clock
+    from agent.probes.link import verdict_fields
+
+    if not cfg.linktype.enabled:
+        return [], []
+    status = {c.name: c.status for c in checks}
+    if status.get("gateway") == FAIL or status.get("internet") == FAIL:
+        return [], [Check("link", SKIP, [("link.skipped_down", {})])]
+    target = reference_target(cfg)
+    started, mono, t0 = time.time(), clock.monotonic_s(), time.perf_counter()
+    try:
+        verdict, obs, facts = await asyncio.wait_for(look(cfg, target), LIMIT_S)
+        outcome = Outcome(ok=True, fields=verdict_fields(verdict, obs, facts))
+    except (ProbeFailure, asyncio.TimeoutError, OSError) as exc:
+        message = exc.message if isinstance(exc, ProbeFailure) else f"no verdict within {LIMIT_S:g} s"
+        code = exc.code if isinstance(exc, ProbeFailure) else TIMEOUT
+        outcome = Outcome.failed(code, message)
+        verdict = None
+    reading = make_reading(
+        identity_of(cfg), "link", target, outcome, started, mono, time.perf_counter() - t0
+    )  # fmt: skip
+    if verdict is None:
+        error = outcome.error.message if outcome.error else ""
+        return [reading], [Check("link", SKIP, [("link.failed", {"why": error})], readings=(reading.id,))]
+    numbers = [
+        (
+            "link.verdict",
+            {
+                "link_type": verdict.link_type,
+                "confidence": f"{verdict.confidence:.2f}",
+                "access": verdict.access,
+                "backhaul": verdict.backhaul,
+            },
+        )
+    ]
+    numbers += evidence_numbers(verdict)
+    hint = ("link.brief_look", {"seconds": f"{LOOK_S:g}"})
+    return [reading], [Check("link", OK, numbers, hint=hint, readings=(reading.id,))]
