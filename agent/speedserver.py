@@ -319,6 +319,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-clients", type=int, default=Limits.max_clients, help="more get HTTP 503")
     p.add_argument("--max-request-mb", type=float, default=Limits.max_request_bytes / MIB, help="per request (MiB)")
     p.add_argument("--timeout", type=float, default=Limits.stall_timeout_s, help="seconds without progress")
+    p.add_argument("--head-timeout", type=float, default=Limits.head_timeout_s, help="seconds for a whole request head")
     p.add_argument(
         "--token-file",
         metavar="PATH",
@@ -353,8 +354,8 @@ def main(args: argparse.Namespace) -> int:
         host, port = parse_listen(args.listen)
     except ValueError as exc:
         return fail(str(exc), 64)
-    if args.max_clients < 1 or args.max_request_mb <= 0 or args.timeout <= 0:
-        return fail("--max-clients, --max-request-mb and --timeout must be positive", 64)
+    if min(args.max_clients, args.max_request_mb, args.timeout, args.head_timeout) <= 0:
+        return fail("--max-clients, --max-request-mb, --timeout and --head-timeout must be positive", 64)
     try:
         token = read_token(args.token_file)
     except OSError as exc:
@@ -363,6 +364,7 @@ def main(args: argparse.Namespace) -> int:
         max_clients=args.max_clients,
         max_request_bytes=int(args.max_request_mb * MIB),
         stall_timeout_s=args.timeout,
+        head_timeout_s=args.head_timeout,
         token=token,
     )
     try:

@@ -9,4 +9,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.agentd",
     "tests.fixtures.collector",
     "tests.fixtures.testbed",
+    "tests.fixtures.throughput",
 ]
