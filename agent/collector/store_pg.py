@@ -57,11 +57,14 @@ class PostgresStore(Store):
 
         try:
             conn = psycopg.connect(self.dsn, connect_timeout=self.timeout, autocommit=True)
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
-            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
-            if create:
-                for statement in schema_sql("DOUBLE PRECISION", "BIGINT", "BOOLEAN", "JSONB"):
-                    conn.execute(statement)
+            with conn.transaction():
+                # Collectors starting together would race on CREATE ... IF NOT EXISTS: take turns.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('netprobe-collector-schema'))")
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+                conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+                if create:
+                    for statement in schema_sql("DOUBLE PRECISION", "BIGINT", "BOOLEAN", "JSONB"):
+                        conn.execute(statement)
             conn.autocommit = False
         except psycopg.Error as exc:
             raise StoreDown(f"PostgreSQL {redact(self.dsn)}: {str(exc).strip().splitlines()[0]}") from None
