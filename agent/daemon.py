@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import time
 from typing import Any, Optional, TextIO
@@ -111,6 +112,7 @@ class Daemon:
         self.stopping: Optional[asyncio.Event] = None
         self._reload_lock: Optional[asyncio.Lock] = None
         self._unhealthy_reported = False
+        self._spool_error = ""
         self._apply(cfg)
         from agent.sdnotify import Notifier
 
@@ -133,7 +135,14 @@ class Daemon:
         node = self.identity.node
         reading = await run_target(target, self.identity, self.ctx, seq=lambda: self.spool.next_seq(node))
         # No await between taking the seq and storing the row: nothing else can interleave.
-        self.spool.append(reading, naming.topic(self.cfg.mqtt.topic, node, reading.site, reading.measurement))
+        try:
+            self.spool.append(reading, naming.topic(self.cfg.mqtt.topic, node, reading.site, reading.measurement))
+        except sqlite3.Error as exc:  # disk full, read-only file system: say so once, keep measuring
+            if str(exc) != self._spool_error:
+                self._spool_error = str(exc)
+                log.error("cannot write to the spool %s: %s; this reading is lost", self.spool.path, exc)
+            return
+        self._spool_error = ""
         if self.cfg.mqtt.broker:
             if self.publisher is not None:  # None only for a moment during a reload
                 self.publisher.wake()
@@ -235,12 +244,16 @@ class Daemon:
             if new.node.state_dir != self.cfg.node.state_dir:
                 log.warning("node.state_dir changes only on restart; keeping %s", self.cfg.node.state_dir)
                 new = dataclasses.replace(new, node=dataclasses.replace(new.node, state_dir=self.cfg.node.state_dir))
-            old_publisher = self.publisher
-            self.publisher = None
-            if old_publisher is not None:
-                await asyncio.get_running_loop().run_in_executor(None, old_publisher.stop, 2.0)
+            old_cfg, old_identity = self.cfg, self.identity
             self._apply(new)
-            self._start_publisher()
+            same_link = new.mqtt == old_cfg.mqtt and self.identity == old_identity
+            if same_link and self.publisher is not None:
+                self.publisher.refresh_status(new.digest)  # the connection and session stay
+            elif not same_link:
+                old_publisher, self.publisher = self.publisher, None
+                if old_publisher is not None:
+                    await asyncio.get_running_loop().run_in_executor(None, old_publisher.stop, 2.0)
+                self._start_publisher()
             await self.scheduler.replace(scheduled_targets(new))
             log.info("config reloaded from %s (%s): %d targets", new.source, new.digest, len(self.scheduler.targets))
             self.notifier.status(self.status_line())

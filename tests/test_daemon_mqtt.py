@@ -86,10 +86,20 @@ def test_readings_arrive_in_order_on_their_topics_and_the_will_marks_a_killed_no
     assert json.loads(after.snapshot()[0][1])["state"] == "offline"  # the will is retained
 
 
-def test_sigterm_flushes_announces_offline_and_exits_within_5s(broker, subscriber, agentd, tcp_listener, tmp_path):
+def test_sighup_keeps_the_session_and_sigterm_flushes_announces_offline_and_exits_within_5s(
+    broker, subscriber, agentd, tcp_listener, tmp_path
+):
     sub = subscriber(broker, "netprobe/#")
     agent = agentd(agent_toml(tmp_path / "state", tcp=tcp_listener.address, broker=broker.url, interval=0.3))
     assert sub.wait_for(lambda m: len(readings(sub)) >= 3, 20), agent.stderr()
+
+    # SIGHUP with a changed config: the new digest is announced over the same connection.
+    agent.config_path.write_text(agent.config_path.read_text() + "# edited\n")
+    digest = hashlib.sha256(agent.config_path.read_bytes()).hexdigest()[:12]
+    agent.signal(signal.SIGHUP)
+    assert sub.wait_for(lambda m: statuses(sub)[-1]["config"] == digest, 5), agent.stderr()
+    assert broker.count_log(f"as {NODE} (") == 1  # one connection: the session stayed
+
     started = time.monotonic()
     code = agent.stop(timeout=10)
     took = time.monotonic() - started

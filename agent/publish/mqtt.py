@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import random
+import sqlite3
 import ssl
 import threading
 import time
@@ -124,6 +125,7 @@ class Publisher:
         self._last_report: Optional[str] = None
         self._reported_denials: set[str] = set()
         self._tokens = 0.0
+        self._status_due = False
         self._thread = threading.Thread(target=self._main, name="mqtt-publisher", daemon=True)
 
     # -- control (any thread) ----------------------------------------------
@@ -132,6 +134,12 @@ class Publisher:
         return self
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def refresh_status(self, config_digest: str) -> None:
+        """A reloaded config that needs no new connection: just announce its digest."""
+        self.settings = dataclasses.replace(self.settings, config_digest=config_digest)
+        self._status_due = True
         self._wake.set()
 
     def alive(self) -> bool:
@@ -228,6 +236,8 @@ class Publisher:
         try:
             if self._await_connack(client, s):
                 self._publish_loop(client, s, spool)
+        except (ConnectionError, sqlite3.Error) as exc:  # paho refused a publish, or the spool is unwell
+            self._report(f"publishing to {self.url} interrupted: {exc}; retrying with backoff")
         finally:
             client.close()
 
@@ -274,7 +284,8 @@ class Publisher:
         while True:
             now = time.monotonic()
             stopping = self._stop.is_set()
-            if self.settings.announce and not stopping and now >= next_status:
+            if self.settings.announce and not stopping and (now >= next_status or self._status_due):
+                self._status_due = False
                 self._publish(client, s, self.status_topic, self._status(spool, "online"), retain=True)
                 interval = self.cfg.status_interval
                 next_status = now + interval if interval > 0 else float("inf")
