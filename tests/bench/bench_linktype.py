@@ -1,0 +1,63 @@
+"""Link classifier on a generated suite: confusion matrix, accuracy, time to a verdict per class.
+
+Run with `make bench`. 200 randomized links per class (tests/linksim.py: delay, jitter, loss,
+Wi-Fi, bufferbloat episodes, unsynced clocks and observation length 120-600 s all vary).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+
+from agent.linktype import CLASSES, UNKNOWN, classify
+from tests.linksim import prefix, simulate
+
+PER_CLASS = 200
+TTV_PER_CLASS = 40
+LENGTHS = (10, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+
+
+def test_bench_classifier_confusion_matrix_and_accuracy():
+    labels = (*CLASSES, UNKNOWN)
+    matrix = {k: dict.fromkeys(labels, 0) for k in CLASSES}
+    cpu = []
+    for ci, kind in enumerate(CLASSES):
+        for i in range(PER_CLASS):
+            seed = 10_000 * (ci + 1) + i
+            duration = random.Random(seed).choice((120, 180, 300, 600))
+            obs, _ = simulate(kind, seed, duration_s=duration)
+            t0 = time.perf_counter()
+            verdict = classify(obs)
+            cpu.append(time.perf_counter() - t0)
+            matrix[kind][verdict.link_type] += 1
+    total = PER_CLASS * len(CLASSES)
+    correct = sum(matrix[k][k] for k in CLASSES)
+    print(f"\nconfusion matrix ({PER_CLASS} links per class; rows = truth, columns = verdict)")
+    print(f"{'':>14} " + " ".join(f"{c[:13]:>13}" for c in labels))
+    for k in CLASSES:
+        print(f"{k:>14} " + " ".join(f"{matrix[k][c]:>13}" for c in labels))
+    print(f"accuracy {100 * correct / total:.1f}% ({correct}/{total}); wrong-class (not unknown) "
+          f"{sum(matrix[k][c] for k in CLASSES for c in CLASSES if c != k)}")
+    print(f"classifier CPU per verdict: median {1000 * statistics.median(cpu):.1f} ms, "
+          f"max {1000 * max(cpu):.1f} ms")
+    assert correct / total >= 0.95
+
+
+def test_bench_time_to_verdict_per_class():
+    """Shortest observation after which the verdict is right and stays right (600-s series)."""
+    print(f"\ntime to verdict ({TTV_PER_CLASS} links per class, observation cut at {LENGTHS} s)")
+    for ci, kind in enumerate(CLASSES):
+        times = []
+        never = 0
+        for i in range(TTV_PER_CLASS):
+            obs, _ = simulate(kind, 90_000 + 1000 * ci + i, duration_s=600)
+            right = [classify(prefix(obs, n)).link_type == kind for n in LENGTHS]
+            first = next((j for j in range(len(LENGTHS)) if all(right[j:])), None)
+            if first is None:
+                never += 1
+            else:
+                times.append(LENGTHS[first])
+        q = statistics.quantiles(times, n=10) if len(times) > 1 else times
+        print(f"{kind:>14}: median {statistics.median(times):g} s, p90 {q[-1]:g} s, "
+              f"not settled within 600 s: {never}/{TTV_PER_CLASS}")
