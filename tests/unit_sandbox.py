@@ -1,12 +1,16 @@
 """The system-call side of netprobe-agent.service, without a running systemd.
 
-PID 1 on the CI machine is not systemd, so the unit cannot be started for real. This rebuilds
-its seccomp filter with libseccomp (Debian's python3-seccomp) from the unit's own settings:
-`SystemCallFilter=` (groups expanded by `systemd-analyze syscall-filter`, `~` lines removed),
-`SystemCallErrorNumber=`, `MemoryDenyWriteExecute=` and `RestrictAddressFamilies=`, and loads
-it in front of the service's command. The user and capabilities come from setpriv (see
-tests/test_package_install.py). Not reproduced: the mount namespace (ProtectSystem= and
-friends), RestrictNamespaces=, LockPersonality=.
+PID 1 on the CI machine is not systemd, so the unit cannot be started for real. Instead:
+- `sandboxed()` rebuilds its seccomp filter with libseccomp (Debian's python3-seccomp) from the
+  unit's own settings: `SystemCallFilter=` (groups expanded by `systemd-analyze syscall-filter`,
+  `~` lines removed), `SystemCallErrorNumber=`, `MemoryDenyWriteExecute=` and
+  `RestrictAddressFamilies=`, and loads it in front of the service's command;
+- `mount_namespace()` gives the command a private mount namespace shaped like the unit's
+  `ProtectSystem=strict` (root read-only, the StateDirectory= writable), `PrivateTmp=`,
+  `ProtectHome=` and `ProtectKernelTunables=`;
+- the user and capabilities come from setpriv (tests/test_package_install.py).
+Not reproduced: PrivateDevices= (a minimal /dev), RestrictNamespaces=, LockPersonality=,
+ProtectProc=, and read-only remounts of mounts other than / (this machine has only one).
 """
 
 from __future__ import annotations
@@ -115,3 +119,23 @@ def have_seccomp() -> bool:
         Path("/usr/bin/python3").exists()
         and subprocess.run(["/usr/bin/python3", "-c", "import seccomp"], capture_output=True).returncode == 0
     )
+
+
+def mount_namespace(unit: dict[str, list[str]]) -> list[str]:
+    """A prefix that runs the rest of the command line in a private mount namespace shaped like
+    the unit's file-system settings. Needs root (unshare), and must come before setpriv."""
+    steps = ["mount --make-rprivate /"]
+    if unit.get("PrivateTmp", ["no"])[-1] == "yes":
+        steps += ["mount -t tmpfs -o mode=1777 tmpfs /tmp", "mount -t tmpfs -o mode=1777 tmpfs /var/tmp"]
+    if unit.get("ProtectHome", ["no"])[-1] == "yes":
+        steps += [f"if [ -d {d} ]; then mount -t tmpfs -o ro,mode=000 tmpfs {d}; fi" for d in ("/home", "/root")]
+    writable = [f"/var/lib/{name}" for value in unit.get("StateDirectory", []) for name in value.split()]
+    writable += [p for value in unit.get("ReadWritePaths", []) for p in value.split()]
+    if unit.get("ProtectSystem", ["no"])[-1] == "strict":
+        steps += [f"mount --bind {p} {p}" for p in writable]
+        steps += ["mount -o remount,bind,ro /"]
+    if unit.get("ProtectKernelTunables", ["no"])[-1] == "yes":
+        steps += ["mount --bind /proc/sys /proc/sys", "mount -o remount,bind,ro /proc/sys"]
+    steps += [f"cd {unit.get('WorkingDirectory', ['/'])[-1]}"]  # after the mounts, as systemd does
+    script = " && ".join(steps) + ' && exec "$@"'
+    return ["unshare", "--mount", "sh", "-c", script, "sh"]
