@@ -201,3 +201,29 @@ def test_database_outage_is_survived_by_a_running_collector(
     pub.close()
     assert col.stop() == 0
     store.close()
+
+
+def test_broker_down_at_start_and_in_between_is_reported_and_retried(
+    mosquitto: Any, collector_proc: Any, tmp_path: Path
+) -> None:
+    from tests.helpers import free_port
+
+    nowhere = collector_proc(f"mqtt://127.0.0.1:{free_port()}", {"path": str(tmp_path / "n.db")})
+    broker = mosquitto()
+    col = collector_proc(broker.url, {"path": str(tmp_path / "c.db")})
+    assert col.wait_log("subscribed to"), col.log()
+    assert nowhere.wait_log("cannot reach the broker"), nowhere.log()
+    assert nowhere.running() and nowhere.stop() == 0  # and it stops cleanly while still trying
+
+    broker.stop()
+    assert col.wait_log("lost the broker"), col.log()
+    broker.start()
+    assert wait_until(lambda: col.log().count("subscribed to") == 2, 35), col.log()
+    pub = Publisher(broker.url)
+    r = reading("muba-plakat-tinggi-01", 1)
+    pub.publish_all([(topic_for(r), json.dumps(r).encode())])
+    pub.close()
+    store = open_store(path=str(tmp_path / "c.db"))
+    assert wait_until(lambda: store.count() == 1, 10)
+    assert col.stop() == 0
+    store.close()

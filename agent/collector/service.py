@@ -30,11 +30,7 @@ log = logging.getLogger(__name__)
 
 PURGE_EVERY_S = 3600.0
 SUMMARY_EVERY_S = 60.0
-BROKER_QUIET_S = 5.0
-
-
-class StoppedUnstored(Exception):
-    """Raised inside paho 1.6's callback so that it sends no PUBACK for an unstored message."""
+BROKER_QUIET_S = 2.0
 
 
 class Message:
@@ -90,6 +86,8 @@ class Collector:
         self.counters = Counters()
         self.logged_kinds: set[str] = set()
         self.connected = threading.Event()
+        self.drained = threading.Event()
+        self.blocked = 0  # paho 1.6 callbacks waiting for their commit
         self.client: Optional[AckingClient] = None
         self.store: Optional[Store] = None
         self._store_factory = store_factory or self._open_store
@@ -149,11 +147,16 @@ class Collector:
         wait = not self.client.manual_ack and qos > 0
         done = threading.Event() if wait else None
         self.inbox.put(Message(topic, payload, qos, mid, done))
-        if done is not None:  # paho 1.6: returning from here sends the PUBACK, so wait for the commit
-            while not done.wait(0.5):
-                if self.stopping.is_set() and not done.wait(5.0):
-                    # Leaving normally would ack an unstored reading: end paho's loop instead.
-                    raise StoppedUnstored(f"stopping before {topic} was stored")
+        if done is None:
+            return
+        # paho 1.6: returning from here sends the PUBACK, so wait for the commit.
+        self.blocked += 1
+        while not done.wait(0.5):
+            if self.drained.is_set() and not done.is_set():
+                # Stopping without having stored it: never return, so it is never acked. paho's
+                # thread is a daemon; the process exits and the broker re-delivers the reading.
+                threading.Event().wait()
+        self.blocked -= 1
 
     # -- storing ----------------------------------------------------------
     def _open_store(self) -> Store:
@@ -284,8 +287,11 @@ class Collector:
                 self._store_batch(batch)
             self._drain()
         finally:
-            self.client.disconnect()
-            self.client.loop_stop()
+            self.drained.set()
+            time.sleep(0.6 if self.blocked else 0.0)  # let a waiting paho 1.6 callback see its fate
+            if not self.blocked:
+                self.client.disconnect()
+                self.client.loop_stop()
             if self.store is not None:
                 self.store.close()
             self._summary()
