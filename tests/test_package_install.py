@@ -434,6 +434,59 @@ def test_agent_reads_the_clock_state_behind_the_units_syscall_filter(installed: 
     assert refused == -1 and isinstance(fallback, bool)
 
 
+@pytest.fixture
+def two_hop_path() -> Iterator[str]:
+    """Namespaces node -- router -- server (198.51.100.0/24, 203.0.113.0/24); yields the node's."""
+    prefix = f"np7-{os.getpid()}"
+    node, router, server = (f"{prefix}-{n}" for n in ("node", "rtr", "srv"))
+    steps = [
+        *(f"ip netns add {ns}" for ns in (node, router, server)),
+        f"ip link add {prefix}a type veth peer name {prefix}b",
+        f"ip link add {prefix}c type veth peer name {prefix}d",
+        f"ip link set {prefix}a netns {node}",
+        f"ip link set {prefix}b netns {router}",
+        f"ip link set {prefix}c netns {router}",
+        f"ip link set {prefix}d netns {server}",
+        f"ip -n {node} addr add 198.51.100.2/24 dev {prefix}a",
+        f"ip -n {router} addr add 198.51.100.1/24 dev {prefix}b",
+        f"ip -n {router} addr add 203.0.113.1/24 dev {prefix}c",
+        f"ip -n {server} addr add 203.0.113.2/24 dev {prefix}d",
+        *(f"ip -n {ns} link set {dev} up" for ns, dev in ((node, f"{prefix}a"), (router, f"{prefix}b"))),
+        *(f"ip -n {ns} link set {dev} up" for ns, dev in ((router, f"{prefix}c"), (server, f"{prefix}d"))),
+        *(f"ip -n {ns} link set lo up" for ns in (node, router, server)),
+        f"ip netns exec {router} sysctl -qw net.ipv4.ip_forward=1",
+        f"ip -n {node} route add default via 198.51.100.1",
+        f"ip -n {server} route add default via 203.0.113.1",
+    ]
+    try:
+        for step in steps:
+            run(*step.split())
+        yield node
+    finally:
+        for ns in (node, router, server):
+            run("ip", "netns", "del", ns, check=False)
+
+
+@requires_install
+@pytest.mark.skipif(not shutil.which("ip"), reason="needs iproute2 (ip)")
+def test_path_probe_on_debians_scapy_traces_two_hops_behind_the_units_sandbox(
+    installed: Path, two_hop_path: str
+) -> None:
+    # scapy needs raw and packet sockets: CAP_NET_RAW (ambient) and AF_PACKET are all it gets.
+    if not have_seccomp():
+        pytest.skip("needs Debian's python3-seccomp to rebuild the unit's syscall filter")
+    unit = unit_settings()
+    for mode in ("icmp", "udp", "tcp"):
+        probe = ["/usr/bin/netprobe", "probe", "path", "203.0.113.2", "--mode", mode, "--json"]
+        cmd = ["ip", "netns", "exec", two_hop_path, *mount_namespace(unit), *as_service_user(*sandboxed(unit, probe))]
+        result = run(*cmd, check=False, env=dict(SYSTEM_ENV), cwd="/", timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        fields = json.loads(result.stdout)["fields"]
+        hops = [hop.split(":")[:2] for hop in fields["hops"].split()]
+        assert hops == [["1", "198.51.100.1"], ["2", "203.0.113.2"]], (mode, fields)
+        assert fields["reached"] is True
+
+
 def notify_socket() -> tuple[socket.socket, str]:
     """A stand-in for systemd's $NOTIFY_SOCKET that the netprobe user may write to."""
     where = tempfile.mkdtemp(prefix="netprobe-test-notify-", dir="/run")  # /tmp is private to the unit
@@ -572,7 +625,9 @@ enabled = false
     icmp = [r for r in readings if r["measurement"] == "icmp"]
     assert icmp and all(r["ok"] and r["fields"]["socket"] == "raw" for r in icmp), icmp
     assert any(r["measurement"] == "tcp" and r["ok"] for r in readings)
-    assert {r["measurement"] for r in readings} - {"icmp", "tcp"}, "the host-health reading (psutil) is missing"
+    host = [r for r in readings if r["measurement"] == "host"]  # psutil 5.9.4, behind the sandbox
+    assert host and all(r["ok"] and r["fields"]["mem_total_mb"] > 0 for r in host), host
+    assert all(0 <= r["fields"]["disk_used_pct"] <= 100 for r in host), "the state dir's file system"
     seqs = [r["seq"] for r in readings]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     assert "READY=1" in told and "WATCHDOG=1" in told, told
