@@ -254,6 +254,20 @@ def test_tls_with_the_wrong_ca_is_refused_and_mtls_with_the_right_one_delivers(
     assert "TLS handshake" not in right.stderr()
 
 
+def test_tls_to_a_broker_whose_certificate_names_another_host_is_refused(
+    mosquitto, agentd, tcp_listener, test_ca, tmp_path
+):
+    broker = mosquitto(wrong_name=True)
+    agent = agentd(
+        agent_toml(tmp_path / "s", tcp=tcp_listener.address, broker=broker.url, mqtt={"ca_file": test_ca.ca_file})
+    )
+    assert agent.wait_stderr("TLS handshake", 10)
+    time.sleep(1.0)
+    log = agent.stderr()
+    assert reported(log, "TLS handshake") == 1 and "certificate is not valid for '127.0.0.1'" in log, log
+    assert "New client connected" not in broker.log_text()
+
+
 def test_a_publish_denied_by_the_acl_is_reported_and_kept_in_the_spool(
     mosquitto, subscriber, agentd, tcp_listener, tmp_path
 ):
