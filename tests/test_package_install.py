@@ -143,12 +143,16 @@ def install_lock() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def baseline(install_lock: None) -> set[str]:
-    """What mentions netprobe before the package is installed (the purge test compares)."""
+def baseline(install_lock: None) -> Iterator[set[str]]:
+    """What mentions netprobe before the package is installed (the purge test compares). The
+    package never outlives this module: /etc/netprobe/agent.toml would become other tests'
+    default config."""
     if dpkg_status():
         apt_get("purge", PKG)
     assert pwd_entry() is None, "a netprobe user exists without the package: cannot prove purge removes it"
-    return leftovers()
+    yield leftovers()
+    if dpkg_status():
+        apt_get("purge", PKG)
 
 
 @pytest.fixture
