@@ -74,6 +74,9 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:
         err(f"cannot use the state directory {cfg.node.state_dir}: {exc.strerror or exc} (node.state_dir)")
         return EX_CANTCREAT
+    except sqlite3.Error as exc:
+        err(f"cannot open the spool in {cfg.node.state_dir}: {exc} (move the damaged spool.sqlite3 aside)")
+        return EX_CANTCREAT
     return asyncio.run(daemon.run())
 
 
@@ -106,7 +109,17 @@ class Daemon:
         self.out = out
         self.started = time.monotonic()
         os.makedirs(cfg.node.state_dir, mode=0o750, exist_ok=True)
-        self.spool = Spool(spool_path(cfg.node.state_dir), cfg.spool.max_rows, int(cfg.spool.max_mb * 1e6))
+        path, limits = spool_path(cfg.node.state_dir), (cfg.spool.max_rows, int(cfg.spool.max_mb * 1e6))
+        try:
+            self.spool = Spool(path, *limits)
+        except sqlite3.DatabaseError as exc:
+            # An unattended node must keep measuring: keep the damaged file for forensics, start afresh.
+            aside = f"{path}.damaged-{int(time.time())}"
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(path + suffix):
+                    os.replace(path + suffix, aside + suffix)
+            log.error("the spool %s is damaged (%s): moved to %s; starting a new one (seq restarts)", path, exc, aside)
+            self.spool = Spool(path, *limits)
         self.publisher: Any = None
         self.scheduler: Any = None
         self.stopping: Optional[asyncio.Event] = None

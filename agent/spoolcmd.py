@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import time
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
@@ -36,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
         return EX_OK
     try:
         spool = Spool(path, cfg.spool.max_rows, int(cfg.spool.max_mb * 1e6))
-    except OSError as exc:  # sqlite3.Error is not an OSError; both mean the same to a technician
+    except (OSError, sqlite3.Error) as exc:
         err(f"cannot open the spool {path}: {exc}")
         return EX_FAIL
     try:

@@ -147,3 +147,15 @@ def test_spool_flush_without_a_broker_says_so(tmp_path, tcp_listener):
     cfg.write_text(agent_toml(tmp_path / "state", tcp=tcp_listener.address))
     out = netprobe("spool", "flush", "-c", str(cfg))
     assert out.returncode == 78 and "no broker configured (mqtt.broker)" in out.stderr
+
+
+def test_a_damaged_spool_is_moved_aside_and_the_agent_keeps_measuring(agentd, tcp_listener, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "spool.sqlite3").write_bytes(b"this is not an SQLite database, a power cut ate it" * 100)
+    agent = agentd(agent_toml(state, tcp=tcp_listener.address))
+    lines = wait_lines(agent, 2, 15)
+    assert [r["seq"] for r in lines][:2] == [1, 2]
+    assert "is damaged" in agent.stderr()
+    aside = [p.name for p in state.iterdir() if ".damaged-" in p.name]
+    assert len(aside) == 1 and (state / aside[0]).read_bytes().startswith(b"this is not")
