@@ -207,7 +207,8 @@ def trace_first_hops(target: str, max_ttl: int, timeout: float = 1.0) -> list[st
 
     hops: list[str] = []
     ident = random.randint(1, 0xFFFF)
-    with ICMPv4Socket(privileged=True) as sock:
+    sock = ICMPv4Socket(privileged=True)
+    try:
         for ttl in range(1, max_ttl + 1):
             request = ICMPRequest(target, ident, ttl, ttl=ttl)
             try:
@@ -219,6 +220,8 @@ def trace_first_hops(target: str, max_ttl: int, timeout: float = 1.0) -> list[st
             hops.append(reply.source)
             if reply.type == 0:  # the target itself answered
                 break
+    finally:
+        sock.close()
     return hops
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import http.server
+import math
 import os
 import socket
 import threading
@@ -172,7 +173,7 @@ def test_no_replies_gives_unknown_with_zero_confidence():
 
 
 def test_wifi_jitter_between_agent_and_router_is_subtracted():
-    obs, drawn = simulate(FIBER, seed=81, duration_s=300, wifi=True, load=False)
+    obs, _ = simulate(FIBER, seed=81, duration_s=300, wifi=True, load=False)
     raw = lf.spread(list(obs.isp))
     access = lf.spread(lf.access_series(obs.gateway, obs.isp))
     assert raw is not None and access is not None
@@ -268,3 +269,62 @@ def test_http2_parser_needs_both_settings_and_our_answer():
     assert dish_answered(settings + answer)
     assert not dish_answered(settings)
     assert not dish_answered(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+
+# ----- the numbers behind the rules (checked, not copied: shared/notes/linktype-research.md §1) ---
+
+C_KM_S = 299_792.458
+
+
+def test_geo_rule_sits_below_the_four_leg_physics_floor_and_above_any_terrestrial_path():
+    from agent.linktype import GEO_FLOOR_MS
+
+    geo_floor = 4 * 35_786 / C_KM_S * 1000  # zenith, both ends
+    horizon = 4 * math.sqrt(42_164.0**2 - 6_378.137**2) / C_KM_S * 1000
+    fiber_ms_per_100km = 2 * 100 / (C_KM_S / 1.468) * 1000
+    jayapura_jakarta = 3_750 / 100 * fiber_ms_per_100km * 1.5  # the longest domestic path, x1.5 routing
+    assert round(geo_floor, 1) == 477.5 and round(horizon) == 556
+    assert round(fiber_ms_per_100km, 2) == 0.98
+    assert jayapura_jakarta + 100 < GEO_FLOOR_MS < geo_floor  # 55 ms + generous queueing still far below
+
+
+def test_random_loss_lands_near_boundaries_two_fifteenths_of_the_time():
+    samples = [Sample(T0 + i * 0.01, None) for i in range(1500)]  # 15 s of uniform losses
+    share, n = lf.loss_alignment(samples)
+    assert n == 1500 and abs(share - 2 / 15) < 0.01
+
+
+# ----- the link probe's schedule and config ----------------------------------------
+
+
+def test_link_probe_remembers_the_verdict_and_rechecks_soon_after_a_change(tmp_path):
+    import random
+
+    from agent.config import LinktypeConfig, parse_config
+    from agent.probes import link
+
+    assert link.remember(str(tmp_path), "1.1.1.1", FIBER) is None
+    assert link.remember(str(tmp_path), "1.1.1.1", GEO) == FIBER
+    cfg = parse_config({"targets": [{"kind": "link", "target": "1.1.1.1"}]})
+    target = cfg.targets[0]
+    assert target.interval == link.PROBE_INTERVAL_S and link.PROBE.heavy is False
+    rng = random.Random(1)
+    link._needs_confirm["1.1.1.1"] = True
+    soon = link.next_interval(target, rng)
+    link._needs_confirm["1.1.1.1"] = False
+    later = link.next_interval(target, rng)
+    assert soon <= LinktypeConfig().confirm_s * 1.1 < 3600 < later
+
+
+def test_operators_from_config_name_the_link_by_prefix():
+    from agent.config import parse_config
+    from agent.probes.link import operators_from
+
+    cfg = parse_config(
+        {"linktype": {"operators": [{"name": "Desa WISP", "link_type": "other", "prefixes": ["203.0.113.0/28"]}]}}
+    )
+    obs, _ = simulate(CELLULAR, seed=91, duration_s=30, load=False)  # too short to tell on timing
+    ops = operators_from(cfg)
+    verdict = classify(dataclasses.replace(obs, hops=("198.51.100.1", "203.0.113.1"), operators=ops))
+    ev = next(e for e in verdict.evidence if e.rule == "operator")
+    assert ev.params == {"operator": "Desa WISP", "match": "203.0.113.1"} and ev.link_type == OTHER

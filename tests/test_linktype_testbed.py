@@ -9,8 +9,10 @@ fiber and GEO in 10 s, cellular in 2 idle-promotion trials plus 10 s, LEO in 50 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -108,12 +110,35 @@ def test_diagnose_shows_the_link_verdict_with_evidence_in_english_and_indonesian
     cfg.write_text(
         f'[[targets]]\nkind = "icmp"\ntarget = "gateway"\n\n[[targets]]\nkind = "icmp"\ntarget = "{tb.server_ip}"\n'
     )
+    results: dict[str, Any] = {}
+
+    def run(lang: str) -> None:
+        results[lang] = tb.agent(["diagnose", "-c", str(cfg), "--lang", lang], timeout=40)
+
+    runs = [threading.Thread(target=run, args=(lang,)) for lang in ("en", "id")]  # both at once: 20 s each at most
+    for t in runs:
+        t.start()
+    for t in runs:
+        t.join(60)
     outputs = {}
-    for lang in ("en", "id"):
-        result = tb.agent(["diagnose", "-c", str(cfg), "--lang", lang], timeout=40)
-        outputs[lang] = result.stdout
+    for lang, result in results.items():
         assert result.returncode == 0, result.stderr
+        outputs[lang] = result.stdout
     en = next(line for line in outputs["en"].splitlines() if " Link " in line)
     idn = next(line for line in outputs["id"].splitlines() if " Jaringan " in line)
     assert "fiber (confidence" in en and "access delay" in en and "ms, flat" in en
     assert "fiber (keyakinan" in idn and "jeda akses" in idn
+
+
+def test_samples_taken_while_the_link_is_busy_are_not_counted_as_idle(testbed):
+    tb = testbed("fiber")
+    argv = [sys.executable, "-m", "agent", "probe", "link", tb.server_ip, "--json"]
+    argv += ["-o", "observe_s=10", "-o", "promo_trials=0"]
+    probe = tb.popen(tb.node_ns, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)  # then a 2-s flood of 1400-byte pings: far above the 200 kbit/s idle limit
+    tb.exec(tb.node_ns, ["ping", "-n", "-q", "-f", "-l", "20", "-s", "1400", "-w", "2", tb.server_ip], check=False)
+    out, _ = probe.communicate(timeout=60)
+    f = json.loads(out)["fields"]
+    assert f["samples"] == 50
+    assert 15 <= f["idle_samples"] <= 40, f  # the busy seconds (and the one after each) are left out
+    assert f["link_type"] == "fiber", f

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 
 import pytest
@@ -103,3 +104,23 @@ def test_notable_hops_skip_private_and_cgnat_for_the_first_public_hop():
     assert (marks["first_public_hop"], marks["first_public_ttl"]) == ("149.19.108.1", 5)
     assert hops_text(hops[:3]) == "1:192.168.1.1:0.4 2:100.64.0.1:31 3:*"
     assert not is_public("100.127.255.1") and is_public("100.128.0.1")
+
+
+def test_paris_probes_keep_one_flow_identifier_per_run():
+    from agent.probes._path_worker import build_probe
+
+    flow = {"ip_id": 4242, "icmp_sum": 0x5A5A, "sport": 40000, "dport": 33434, "tcp_seq": 1000}
+    for mode in ("icmp", "udp", "tcp"):
+        probes = [build_probe(mode, "203.0.113.18", ttl, q, flow) for ttl in range(1, 9) for q in range(3)]
+        wire = [bytes(p) for p in probes]
+        # the bytes per-flow load balancers hash: addresses, protocol, first 4 bytes of the transport header
+        flow_keys = {(w[9], w[12:20], w[20:24]) for w in wire}
+        assert len(flow_keys) == 1, mode
+        assert len({w[4:6] for w in wire}) == len(wire), "every probe has its own IP ID"
+
+
+def test_reverse_names_are_looked_up_when_asked():
+    from agent.probes._path_worker import reverse_names
+
+    names = reverse_names(["127.0.0.1"], budget_s=2.0)
+    assert names.get("127.0.0.1") == socket.gethostbyaddr("127.0.0.1")[0]

@@ -155,16 +155,14 @@ def df_probe(dst: str, size: int, wait: float) -> tuple[str, Optional[int]]:
 
 def path_mtu(dst: str, wait: float) -> tuple[Optional[int], str]:
     """The largest DF packet that reaches `dst`, and how it was found."""
-    size = interface_mtu(dst)
-    seen_lost = False
+    size = min(interface_mtu(dst), 65535)
     for _ in range(4):  # follow "fragmentation needed" hints downwards
         result, hint = df_probe(dst, size, wait)
         if result == "ok":
-            return size, "hint" if size != interface_mtu(dst) else "interface"
+            return size, "hint" if size != min(interface_mtu(dst), 65535) else "interface"
         if result == "too_big" and hint and MIN_PMTU <= hint < size:
             size = hint
             continue
-        seen_lost = seen_lost or result == "lost"
         break
     if df_probe(dst, MIN_PMTU, wait)[0] != "ok":
         return None, "unreachable"
