@@ -37,6 +37,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "tidak diperiksa: uplink mati",
     },
     "link.failed": {"en": "no verdict: {why}", "id": "tidak ada hasil: {why}"},
+    "link.no_time": {
+        "en": "not checked: the other checks used up the 20 s",
+        "id": "tidak diperiksa: pemeriksaan lain sudah memakai 20 detik",
+    },
     "link.brief_look": {
         "en": "A {seconds} s look: GEO and fiber show at once; LEO and cellular need the node's longer look "
         "(every few hours, in its link readings).",

@@ -328,3 +328,24 @@ def test_operators_from_config_name_the_link_by_prefix():
     verdict = classify(dataclasses.replace(obs, hops=("198.51.100.1", "203.0.113.1"), operators=ops))
     ev = next(e for e in verdict.evidence if e.rule == "operator")
     assert ev.params == {"operator": "Desa WISP", "match": "203.0.113.1"} and ev.link_type == OTHER
+
+
+def test_diagnose_link_check_skips_when_the_other_checks_used_up_the_20s():
+    import time
+
+    from agent.config import parse_config
+    from agent.linkcheck import diagnose_check, time_spent
+    from agent.probes.base import Outcome
+    from agent.readings import Identity, make_reading
+
+    ident = Identity("n", {})
+    slow = [
+        make_reading(ident, "icmp", "1.1.1.1", Outcome(ok=True), time.time(), 0.0, 16.5),
+        make_reading(ident, "dns", "google.com", Outcome(ok=True), time.time(), 0.0, 9.0),
+        make_reading(ident, "throughput", "x", Outcome(ok=True), time.time(), 0.0, 1.0),
+    ]
+    assert time_spent(slow) == pytest.approx(17.5)
+    t0 = time.perf_counter()
+    readings, checks = asyncio.run(diagnose_check(parse_config({}), slow, [], None))
+    assert time.perf_counter() - t0 < 0.5 and readings == []
+    assert checks[0].status == "SKIP" and checks[0].numbers == [("link.no_time", {})]
