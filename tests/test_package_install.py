@@ -271,6 +271,17 @@ def test_unit_is_a_watchdogged_notify_service_that_reloads_on_sighup_and_backs_o
 
 
 @requires_install
+def test_plain_apt_install_with_recommends_resolves_on_debian_12(deb: Path, baseline: set[str]) -> None:
+    # The README's step 2 as written; simulated (-s), because scapy's own Recommends would bring
+    # some 100 packages (ipython3, matplotlib, scipy) that the tests below do not need.
+    if dpkg_status():
+        apt_get("purge", PKG)
+    result = run("apt-get", "install", "-s", "-o", "APT::Install-Recommends=true", str(deb), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(rf"^Inst netprobe-agent \(?{re.escape(__version__)}", result.stdout, re.M), result.stdout
+
+
+@requires_install
 def test_install_pulls_debian_12_library_versions_for_system_python(installed: Path) -> None:
     versions = run("dpkg-query", "-W", "-f=${Package} ${Version}\\n", *DEBIAN_12).stdout
     got = dict(line.split() for line in versions.splitlines())
