@@ -116,12 +116,14 @@ def apt_get(*args: str) -> None:
     run("apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=120", *args, env=env, timeout=600)
 
 
-def leftovers() -> set[str]:
-    """Every path on the watched trees whose name mentions netprobe (other tests' network
-    namespaces and this test's own lock aside)."""
-    result = run(
-        "find", *WATCHED, "-xdev", "-path", "/run/netns", "-prune", "-o", "-iname", "*netprobe*", "-print", check=False
-    )
+def leftovers(owner: Optional[pwd.struct_passwd] = None) -> set[str]:
+    """Every path on the watched trees whose name mentions netprobe, or that belongs to `owner`'s
+    uid or gid (other tests' network namespaces and this test's own lock aside)."""
+    match = ["-iname", "*netprobe*"]
+    if owner is not None:
+        match = ["(", *match, "-o", "-uid", str(owner.pw_uid), "-o", "-gid", str(owner.pw_gid), ")"]
+    prune = ["-path", "/run/netns", "-prune", "-o"]
+    result = run("find", *WATCHED, "-xdev", *prune, *match, "-print", check=False)
     return {line for line in result.stdout.splitlines() if line and not line.startswith(LOCK)}
 
 
@@ -673,8 +675,4 @@ def test_remove_keeps_config_and_purge_leaves_no_file_user_or_group(installed: P
     assert dpkg_status() == ""
     assert pwd_entry() is None
     assert not group_exists("netprobe")
-    assert leftovers() - baseline == set()
-    owned = run(
-        "find", *WATCHED, "-xdev", "(", "-uid", str(user.pw_uid), "-o", "-gid", str(user.pw_gid), ")", check=False
-    )
-    assert owned.stdout == "", "files of the removed account remain"
+    assert leftovers(owner=user) - baseline == set(), "files named for netprobe or of its account remain"
