@@ -122,7 +122,7 @@ class Scheduler:
 
     def healthy(self) -> bool:
         """Every target's task is alive (none has died of a bug)."""
-        return bool(self.tasks) and all(not t.done() for t in self.tasks.values())
+        return all(not t.done() for t in self.tasks.values())
 
     def gap(self, target: TargetConfig, probe: Probe) -> float:
         if probe.next_interval is not None:
