@@ -88,7 +88,7 @@ def test_a_bad_broker_url_is_a_config_error_not_a_crash(tmp_path, tcp_listener):
     assert out.returncode == 78 and "mqtt.broker: must start with mqtt:// or mqtts://" in out.stderr
 
 
-def test_sd_notify_ready_status_and_watchdog_on_notify_socket(agentd, tcp_listener, tmp_path):
+def test_sd_notify_ready_status_and_watchdog_and_journald_priorities(agentd, tcp_listener, tmp_path):
     name = f"netprobe-test-{os.getpid()}-{time.monotonic_ns()}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind("\0" + name)
@@ -96,7 +96,7 @@ def test_sd_notify_ready_status_and_watchdog_on_notify_socket(agentd, tcp_listen
     try:
         agent = agentd(
             agent_toml(tmp_path / "state", tcp=tcp_listener.address),
-            env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "400000"},
+            env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "400000", "JOURNAL_STREAM": "8:4242"},
         )
         got: list[str] = []
         deadline = time.monotonic() + 10
@@ -117,6 +117,10 @@ def test_sd_notify_ready_status_and_watchdog_on_notify_socket(agentd, tcp_listen
     assert got.count("WATCHDOG=1") >= 3
     assert any(line.startswith("STATUS=1 targets, no broker, spool") for line in got)
     assert "STOPPING=1" in got
+    # Under systemd, stderr lines carry syslog priorities for journald (<6> info, <7> debug).
+    log = agent.stderr().splitlines()
+    assert any(line.startswith("<6>agent.daemon: netprobe") for line in log)
+    assert all(line[:3] in ("<7>", "<6>", "<4>", "<3>", "<2>") for line in log), log
 
 
 @pytest.mark.broker
