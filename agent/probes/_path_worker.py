@@ -192,6 +192,19 @@ def reverse_names(addresses: list[str], budget_s: float = 2.0) -> dict[str, str]
     return {a: f.result() for a, f in futures.items() if f.done() and f.result()}
 
 
+def use_raw_socket_on_loopback(dst: str) -> None:
+    """scapy < 2.6 cannot send to loopback through its packet socket; a raw IP socket can."""
+    import scapy
+    from scapy.config import conf
+    from scapy.layers.inet import IP  # noqa: F401 - loads the routing table into conf.route
+    from scapy.supersocket import L3RawSocket
+
+    major_minor = tuple(int(p) for p in scapy.VERSION.split(".")[:2] if p.isdigit())
+    iface = conf.route.route(dst)[0]
+    if major_minor < (2, 6) and getattr(iface, "name", iface) == "lo":
+        conf.L3socket = L3RawSocket
+
+
 def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     try:
@@ -203,6 +216,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"error": {"code": "bad_target", "message": f"bad request: {exc}"}}))
         return 2
     try:
+        use_raw_socket_on_loopback(dst)
         hops, reached = trace(
             dst, mode, int(req.get("queries", 3)), int(req.get("max_ttl", 30)), float(req.get("wait", 2.0)),
             int(req.get("port", 0)),
