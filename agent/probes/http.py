@@ -135,9 +135,9 @@ async def fetch(url: Url, options: Options, timeout: float) -> Outcome:
             f"{options.method} {url.path} HTTP/1.1\r\nHost: {host_header}\r\n"
             f"User-Agent: netprobe/{__version__}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         )
+        t3 = time.perf_counter()  # before the write: a slow drain() must not shorten ttfb_ms
         stream.write(request.encode("ascii"))
         await stream.drain()
-        t3 = time.perf_counter()
         first = await asyncio.wait_for(reader.read(1), timeout)
         if not first:
             raise ProbeFailure(PROTOCOL_ERROR, f"{url.host} closed the connection without answering")
