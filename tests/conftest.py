@@ -10,4 +10,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.collector",
     "tests.fixtures.testbed",
     "tests.fixtures.throughput",
+    "tests.fixtures.packaging",
 ]

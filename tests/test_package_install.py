@@ -12,171 +12,45 @@ The install modifies the system python's dist-packages: expected in CI (root, th
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import pwd
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
 from agent import __version__
 from agent.config import tomllib
-from tests.helpers import is_root
-from tests.unit_sandbox import have_seccomp, mount_namespace, sandboxed, seccomp_spec
-
-ROOT = Path(__file__).resolve().parents[1]
-PKG = "netprobe-agent"
-UNIT = ROOT / "systemd" / "netprobe-agent.service"
-CONF = Path("/etc/netprobe/agent.toml")
-STATE = Path("/var/lib/netprobe")
-DIST_AGENT = Path("/usr/lib/python3/dist-packages/agent")
-# Debian 12's versions, which the agent must run on (issue 7's table).
-DEBIAN_12 = {
-    "python3-paho-mqtt": "1.6.1",
-    "python3-icmplib": "2.1.1",
-    "python3-dnspython": "2.3.0",
-    "python3-psutil": "5.9.4",
-    "python3-scapy": "2.5.0",
-}
-# The clean environment of a node: Debian's python3, no venv, no PYTHONPATH.
-SYSTEM_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
-# Where an install could leave something behind.
-LOCK = "/run/lock/netprobe-package-test.lock"
-WATCHED = ("/etc", "/var/lib", "/var/cache", "/var/log", "/usr", "/lib", "/run", "/srv", "/opt")
-
-
-def is_debian() -> bool:
-    return os.path.exists("/etc/debian_version") and all(shutil.which(t) for t in ("dpkg-deb", "dpkg-query"))
-
-
-requires_debian = pytest.mark.skipif(not is_debian(), reason="builds a .deb: needs Debian's dpkg-deb")
-requires_install = pytest.mark.skipif(
-    not (is_debian() and is_root() and shutil.which("apt-get")),
-    reason="installs the .deb with apt-get: needs a Debian machine and root (CI runs as root)",
+from tests.fixtures.packaging import (
+    CONF,
+    DEBIAN_12,
+    DIST_AGENT,
+    PKG,
+    ROOT,
+    STATE,
+    SYSTEM_ENV,
+    apt_get,
+    as_service_user,
+    dpkg_status,
+    group_exists,
+    leftovers,
+    notifications,
+    notify_socket,
+    pwd_entry,
+    readings_from,
+    requires_debian,
+    requires_install,
+    run,
+    system_netprobe,
+    unit_settings,
 )
-
-
-def run(*args: str, check: bool = True, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def system_netprobe(*args: str, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """/usr/bin/netprobe on Debian's python3, as a node runs it (cwd outside the source tree)."""
-    kwargs.setdefault("cwd", "/")
-    return run("/usr/bin/netprobe", *args, check=False, timeout=timeout, env=dict(SYSTEM_ENV), **kwargs)
-
-
-def unit_settings(path: Path = UNIT) -> dict[str, list[str]]:
-    """Key -> values of a unit file (systemd allows repeated keys)."""
-    settings: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", ";", "[")) and "=" in line:
-            key, _, value = line.partition("=")
-            settings.setdefault(key.strip(), []).append(value.strip())
-    return settings
-
-
-def as_service_user(*args: str, caps: bool = True) -> list[str]:
-    """setpriv with the unit's User=, AmbientCapabilities=, CapabilityBoundingSet= and
-    NoNewPrivileges=: the same kernel state systemd gives the service."""
-    unit = unit_settings()
-    user = unit["User"][-1]
-    ambient = ",".join("+" + c.lower().removeprefix("cap_") for c in unit["AmbientCapabilities"][-1].split())
-    bounding = ",".join("+" + c.lower().removeprefix("cap_") for c in unit["CapabilityBoundingSet"][-1].split())
-    cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", f"--bounding-set=-all,{bounding}"]
-    cmd += [f"--inh-caps=-all,{ambient}", f"--ambient-caps=-all,{ambient}"] if caps else ["--inh-caps=-all"]
-    if unit["NoNewPrivileges"][-1] == "yes":
-        cmd.append("--no-new-privs")
-    return [*cmd, *args]
-
-
-def dpkg_status() -> str:
-    """ii installed, rc config files left, "" not installed (or purged)."""
-    result = run("dpkg-query", "-W", "-f=${db:Status-Abbrev}", PKG, check=False)
-    status = result.stdout.strip() if result.returncode == 0 else ""
-    return "" if status in ("un", "pn") else status
-
-
-def apt_get(*args: str) -> None:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run("apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=120", *args, env=env, timeout=600)
-
-
-def leftovers(owner: Optional[pwd.struct_passwd] = None) -> set[str]:
-    """Every path on the watched trees whose name mentions netprobe, or that belongs to `owner`'s
-    uid or gid (other tests' network namespaces and this test's own lock aside)."""
-    match = ["-iname", "*netprobe*"]
-    if owner is not None:
-        match = ["(", *match, "-o", "-uid", str(owner.pw_uid), "-o", "-gid", str(owner.pw_gid), ")"]
-    prune = ["-path", "/run/netns", "-prune", "-o"]
-    result = run("find", *WATCHED, "-xdev", *prune, *match, "-print", check=False)
-    return {line for line in result.stdout.splitlines() if line and not line.startswith(LOCK)}
-
-
-@pytest.fixture(scope="module")
-def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not is_debian():
-        pytest.skip("builds a .deb: needs Debian's dpkg-deb")
-    out = tmp_path_factory.mktemp("deb")
-    result = run("bash", str(ROOT / "packaging" / "build-deb"), "-o", str(out))
-    return Path(result.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def install_lock() -> Iterator[None]:
-    """One install test at a time on this machine (dpkg would refuse a second anyway)."""
-    with open(LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-@pytest.fixture(scope="module")
-def baseline(install_lock: None) -> Iterator[set[str]]:
-    """What mentions netprobe before the package is installed (the purge test compares). The
-    package never outlives this module: /etc/netprobe/agent.toml would become other tests'
-    default config."""
-    if dpkg_status():
-        apt_get("purge", PKG)
-    assert pwd_entry() is None, "a netprobe user exists without the package: cannot prove purge removes it"
-    yield leftovers()
-    if dpkg_status():
-        apt_get("purge", PKG)
-
-
-@pytest.fixture
-def installed(deb: Path, baseline: set[str]) -> Path:
-    """The package installed with apt-get, as the README tells a technician on a slow link:
-    Debian's dependencies from the archive, scapy and speedtest-cli named, no Recommends chain."""
-    if dpkg_status() != "ii":
-        # python3-seccomp is the test's own: tests/unit_sandbox.py rebuilds the unit's filter with it.
-        apt_get("install", "--no-install-recommends", str(deb), "python3-scapy", "speedtest-cli", "python3-seccomp")
-    return deb
-
-
-def pwd_entry() -> Optional[pwd.struct_passwd]:
-    try:
-        return pwd.getpwnam("netprobe")
-    except KeyError:
-        return None
-
-
-def group_exists(name: str) -> bool:
-    return run("getent", "group", name, check=False).returncode == 0
-
+from tests.unit_sandbox import have_seccomp, mount_namespace, sandboxed
 
 # --- the .deb itself (Debian, root not needed) ------------------------------------------------
 
@@ -223,50 +97,6 @@ def test_lintian_finds_no_errors_and_no_warnings(deb: Path) -> None:
     tags = [line for line in result.stdout.splitlines() if line[:2] in ("E:", "W:")]
     assert tags == [], result.stdout
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-# --- the unit (systemd-analyze works offline, no running systemd needed) ----------------------
-
-
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (package systemd)")
-def test_unit_exposure_is_at_most_2_5() -> None:
-    result = run("systemd-analyze", "security", "--offline=true", "--no-pager", str(UNIT), check=False)
-    match = re.search(r"Overall exposure level for netprobe-agent\.service: (\d+\.\d)", result.stdout)
-    assert match, result.stdout + result.stderr
-    assert float(match.group(1)) <= 2.5, result.stdout
-
-
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (package systemd)")
-def test_unit_syscall_filter_keeps_the_clock_read_and_refuses_clock_writes_with_eperm() -> None:
-    # agent/clock.py calls adjtimex(3) read-only, which glibc 2.36 makes with clock_adjtime(2);
-    # @system-service lacks both, ~@privileged removes @clock, and a filtered call without
-    # SystemCallErrorNumber= is killed with SIGSYS.
-    spec = json.loads(seccomp_spec(unit_settings()))
-    service_set = run("systemd-analyze", "syscall-filter", "@system-service", "--no-pager").stdout.split()
-    assert not {"adjtimex", "clock_adjtime"} & set(service_set)
-    assert {"adjtimex", "clock_adjtime", "clock_adjtime64"} <= set(spec["allow"])
-    assert not {"settimeofday", "clock_settime", "sethostname", "setrlimit", "capset"} & set(spec["allow"])
-    assert spec["errno"] == errno.EPERM
-    assert "ProtectClock" not in unit_settings(), "ProtectClock= denies adjtimex whatever the allow list says"
-
-
-def test_unit_is_a_watchdogged_notify_service_that_reloads_on_sighup_and_backs_off() -> None:
-    unit = unit_settings()
-    assert unit["Type"] == ["notify"]
-    assert int(unit["WatchdogSec"][-1]) > 0
-    assert unit["Restart"] == ["on-failure"]
-    assert int(unit["RestartSec"][-1]) >= 10, "a crash loop must not hammer a Pi or its uplink"
-    assert "78" in unit["RestartPreventExitStatus"][-1].split(), "a config error does not fix itself"
-    assert unit["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
-    assert unit["User"] == ["netprobe"] and unit["StateDirectory"] == ["netprobe"]
-    for key in ("ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes"):
-        name, value = key.split("=")
-        assert unit[name] == [value]
-    for name in ("ProtectKernelTunables", "ProtectControlGroups", "LockPersonality", "MemoryDenyWriteExecute"):
-        assert unit[name] == ["yes"]
-    assert unit["CapabilityBoundingSet"] == ["CAP_NET_RAW"]
-    assert unit["RestrictAddressFamilies"] == ["AF_INET AF_INET6 AF_UNIX AF_NETLINK AF_PACKET"]
-    assert unit["SystemCallFilter"][0].split()[0] == "@system-service"
 
 
 # --- installed with apt-get, run on Debian's python3 (Debian + root) --------------------------
@@ -451,39 +281,6 @@ def test_agent_reads_the_clock_state_behind_the_units_syscall_filter(installed: 
     assert refused == -1 and isinstance(fallback, bool)
 
 
-@pytest.fixture
-def two_hop_path() -> Iterator[str]:
-    """Namespaces node -- router -- server (198.51.100.0/24, 203.0.113.0/24); yields the node's."""
-    prefix = f"np7-{os.getpid()}"
-    node, router, server = (f"{prefix}-{n}" for n in ("node", "rtr", "srv"))
-    steps = [
-        *(f"ip netns add {ns}" for ns in (node, router, server)),
-        f"ip link add {prefix}a type veth peer name {prefix}b",
-        f"ip link add {prefix}c type veth peer name {prefix}d",
-        f"ip link set {prefix}a netns {node}",
-        f"ip link set {prefix}b netns {router}",
-        f"ip link set {prefix}c netns {router}",
-        f"ip link set {prefix}d netns {server}",
-        f"ip -n {node} addr add 198.51.100.2/24 dev {prefix}a",
-        f"ip -n {router} addr add 198.51.100.1/24 dev {prefix}b",
-        f"ip -n {router} addr add 203.0.113.1/24 dev {prefix}c",
-        f"ip -n {server} addr add 203.0.113.2/24 dev {prefix}d",
-        *(f"ip -n {ns} link set {dev} up" for ns, dev in ((node, f"{prefix}a"), (router, f"{prefix}b"))),
-        *(f"ip -n {ns} link set {dev} up" for ns, dev in ((router, f"{prefix}c"), (server, f"{prefix}d"))),
-        *(f"ip -n {ns} link set lo up" for ns in (node, router, server)),
-        f"ip netns exec {router} sysctl -qw net.ipv4.ip_forward=1",
-        f"ip -n {node} route add default via 198.51.100.1",
-        f"ip -n {server} route add default via 203.0.113.1",
-    ]
-    try:
-        for step in steps:
-            run(*step.split())
-        yield node
-    finally:
-        for ns in (node, router, server):
-            run("ip", "netns", "del", ns, check=False)
-
-
 @requires_install
 @pytest.mark.skipif(not shutil.which("ip"), reason="needs iproute2 (ip)")
 def test_path_probe_on_debians_scapy_traces_two_hops_behind_the_units_sandbox(
@@ -504,27 +301,6 @@ def test_path_probe_on_debians_scapy_traces_two_hops_behind_the_units_sandbox(
         assert fields["reached"] is True
 
 
-def notify_socket() -> tuple[socket.socket, str]:
-    """A stand-in for systemd's $NOTIFY_SOCKET that the netprobe user may write to."""
-    where = tempfile.mkdtemp(prefix="netprobe-test-notify-", dir="/run")  # /tmp is private to the unit
-    os.chmod(where, 0o755)
-    path = os.path.join(where, "notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    os.chmod(path, 0o777)
-    sock.settimeout(0.1)
-    return sock, path
-
-
-def notifications(sock: socket.socket) -> list[str]:
-    got: list[str] = []
-    while True:
-        try:
-            got += sock.recv(4096).decode().splitlines()
-        except socket.timeout:
-            return got
-
-
 RELOADED_TARGET = """
 [[targets]]
 kind = "icmp"
@@ -534,18 +310,6 @@ interval = 1
 timeout = 0.5
 count = 1
 """
-
-
-def readings_from(subscriber: Any, node: str) -> list[dict[str, Any]]:
-    found = []
-    for _topic, payload, _retain in subscriber.snapshot():
-        try:
-            message = json.loads(payload)
-        except ValueError:
-            continue
-        if isinstance(message, dict) and message.get("node") == node and "measurement" in message:
-            found.append(message)
-    return found
 
 
 @requires_install
