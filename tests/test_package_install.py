@@ -56,9 +56,11 @@ from tests.unit_sandbox import have_seccomp, mount_namespace, sandboxed
 
 
 @requires_debian
-def test_deb_is_named_for_the_agent_version_and_declares_debian_dependencies(deb: Path) -> None:
-    assert deb.name == f"netprobe-agent_{__version__}_all.deb"
-    fields = {f: run("dpkg-deb", "-f", str(deb), f).stdout.strip() for f in ("Version", "Architecture", "Depends")}
+def test_deb_is_named_for_the_agent_version_and_declares_debian_dependencies(netprobe_deb: Path) -> None:
+    assert netprobe_deb.name == f"netprobe-agent_{__version__}_all.deb"
+    fields = {
+        f: run("dpkg-deb", "-f", str(netprobe_deb), f).stdout.strip() for f in ("Version", "Architecture", "Depends")
+    }
     assert fields["Version"] == __version__
     assert fields["Architecture"] == "all"
     depends = [d.strip() for d in fields["Depends"].split(",")]
@@ -66,22 +68,24 @@ def test_deb_is_named_for_the_agent_version_and_declares_debian_dependencies(deb
         if package != "python3-scapy":
             assert f"{package} (>= {version})" in depends
     assert "python3:any (>= 3.11) | python3-tomli (>= 2.0.1)" in depends
-    recommends = run("dpkg-deb", "-f", str(deb), "Recommends").stdout
+    recommends = run("dpkg-deb", "-f", str(netprobe_deb), "Recommends").stdout
     assert "python3-scapy" in recommends and "speedtest-cli" in recommends
 
 
 @requires_debian
-def test_deb_ships_agent_command_unit_and_a_private_conffile_without_node_id(deb: Path, tmp_path: Path) -> None:
-    listing = run("dpkg-deb", "-c", str(deb)).stdout
+def test_deb_ships_agent_command_unit_and_a_private_conffile_without_node_id(
+    netprobe_deb: Path, tmp_path: Path
+) -> None:
+    listing = run("dpkg-deb", "-c", str(netprobe_deb)).stdout
     modes = {line.split()[-1].lstrip("."): line.split()[0] for line in listing.splitlines()}
     assert "/usr/lib/python3/dist-packages/agent/cli.py" in modes
     assert not [p for p in modes if "__pycache__" in p or p.endswith(".pyc")], "bytecode belongs to postinst"
     assert modes["/usr/bin/netprobe"] == "-rwxr-xr-x"
     assert "/lib/systemd/system/netprobe-agent.service" in modes
     assert modes["/etc/netprobe/agent.toml"] == "-rw-r-----"
-    run("dpkg-deb", "-e", str(deb), str(tmp_path / "control"))
+    run("dpkg-deb", "-e", str(netprobe_deb), str(tmp_path / "control"))
     assert (tmp_path / "control" / "conffiles").read_text().split() == ["/etc/netprobe/agent.toml"]
-    run("dpkg-deb", "-x", str(deb), str(tmp_path / "root"))
+    run("dpkg-deb", "-x", str(netprobe_deb), str(tmp_path / "root"))
     conf = tomllib.loads((tmp_path / "root" / "etc/netprobe/agent.toml").read_text())
     assert conf["node"]["id"] == "", "node.id must be left for the technician"
     assert (conf["site"]["kecamatan"], conf["site"]["desa"]) == ("", "")
@@ -91,9 +95,9 @@ def test_deb_ships_agent_command_unit_and_a_private_conffile_without_node_id(deb
 
 @requires_debian
 @pytest.mark.skipif(shutil.which("lintian") is None, reason="needs lintian (apt-get install lintian)")
-def test_lintian_finds_no_errors_and_no_warnings(deb: Path) -> None:
+def test_lintian_finds_no_errors_and_no_warnings(netprobe_deb: Path) -> None:
     # A deliberate exception is an override in the package, explained in the README.
-    result = run("lintian", "--pedantic", "--info", str(deb), check=False)
+    result = run("lintian", "--pedantic", "--info", str(netprobe_deb), check=False)
     tags = [line for line in result.stdout.splitlines() if line[:2] in ("E:", "W:")]
     assert tags == [], result.stdout
     assert result.returncode == 0, result.stdout + result.stderr
@@ -103,18 +107,20 @@ def test_lintian_finds_no_errors_and_no_warnings(deb: Path) -> None:
 
 
 @requires_install
-def test_plain_apt_install_with_recommends_resolves_on_debian_12(deb: Path, baseline: set[str]) -> None:
+def test_plain_apt_install_with_recommends_resolves_on_debian_12(
+    netprobe_deb: Path, paths_before_install: set[str]
+) -> None:
     # The README's step 2 as written; simulated (-s), because scapy's own Recommends would bring
     # some 100 packages (ipython3, matplotlib, scipy) that the tests below do not need.
     if dpkg_status():
         apt_get("purge", PKG)
-    result = run("apt-get", "install", "-s", "-o", "APT::Install-Recommends=true", str(deb), check=False)
+    result = run("apt-get", "install", "-s", "-o", "APT::Install-Recommends=true", str(netprobe_deb), check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(rf"^Inst netprobe-agent \(?{re.escape(__version__)}", result.stdout, re.M), result.stdout
 
 
 @requires_install
-def test_install_pulls_debian_12_library_versions_for_system_python(installed: Path) -> None:
+def test_install_pulls_debian_12_library_versions_for_system_python(deb_installed: Path) -> None:
     versions = run("dpkg-query", "-W", "-f=${Package} ${Version}\\n", *DEBIAN_12).stdout
     got = dict(line.split() for line in versions.splitlines())
     for package, upstream in DEBIAN_12.items():
@@ -131,7 +137,7 @@ def test_install_pulls_debian_12_library_versions_for_system_python(installed: P
 
 
 @requires_install
-def test_netprobe_version_runs_on_system_python(installed: Path) -> None:
+def test_netprobe_version_runs_on_system_python(deb_installed: Path) -> None:
     result = system_netprobe("--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"netprobe {__version__}"
@@ -139,7 +145,7 @@ def test_netprobe_version_runs_on_system_python(installed: Path) -> None:
 
 
 @requires_install
-def test_postinst_makes_system_account_private_conffile_and_state_dir(installed: Path) -> None:
+def test_postinst_makes_system_account_private_conffile_and_state_dir(deb_installed: Path) -> None:
     user = pwd_entry()
     assert user is not None and user.pw_uid < 1000, "netprobe must be a system user"
     assert user.pw_shell in ("/usr/sbin/nologin", "/bin/false")
@@ -156,14 +162,14 @@ def test_postinst_makes_system_account_private_conffile_and_state_dir(installed:
 
 @requires_install
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (package systemd)")
-def test_installed_unit_verifies_cleanly(installed: Path) -> None:
+def test_installed_unit_verifies_cleanly(deb_installed: Path) -> None:
     # verify also checks that ExecStart= exists and Documentation=man:netprobe(1) resolves.
     result = run("systemd-analyze", "verify", "/lib/systemd/system/netprobe-agent.service", check=False)
     assert (result.returncode, result.stderr.strip()) == (0, ""), result.stderr
 
 
 @requires_install
-def test_check_config_accepts_the_conffile_once_a_node_id_is_set(installed: Path) -> None:
+def test_check_config_accepts_the_conffile_once_a_node_id_is_set(deb_installed: Path) -> None:
     text = CONF.read_text()
     assert re.search(r'^id = ""', text, re.M)
     CONF.write_text(re.sub(r'^id = "".*$', 'id = "Bad Id"', text, count=1, flags=re.M))
@@ -178,7 +184,7 @@ def test_check_config_accepts_the_conffile_once_a_node_id_is_set(installed: Path
 
 @requires_install
 def test_diagnose_json_on_debian_libraries_is_healthy_against_loopback_peers(
-    installed: Path, tmp_path: Path, dns_server: Any, tcp_listener: Any, http_server: Any
+    deb_installed: Path, tmp_path: Path, dns_server: Any, tcp_listener: Any, http_server: Any
 ) -> None:
     # Only loopback peers: no public traffic from the test.
     config = tmp_path / "diagnose.toml"
@@ -231,7 +237,7 @@ enabled = false
 
 @requires_install
 @pytest.mark.skipif(not (shutil.which("setpriv") and shutil.which("unshare")), reason="needs setpriv and unshare")
-def test_icmp_works_as_netprobe_with_only_the_units_ambient_cap_net_raw(installed: Path) -> None:
+def test_icmp_works_as_netprobe_with_only_the_units_ambient_cap_net_raw(deb_installed: Path) -> None:
     # A fresh network namespace: its ping_group_range is the kernel default "1 0" (no
     # unprivileged ping sockets), so what makes ICMP work is the capability alone.
     def probe(caps: bool) -> subprocess.CompletedProcess[str]:
@@ -259,7 +265,7 @@ print(json.dumps([state, hostname, ctypes.get_errno(), clock.clock_synced()]))
 
 
 @requires_install
-def test_agent_reads_the_clock_state_behind_the_units_syscall_filter(installed: Path) -> None:
+def test_agent_reads_the_clock_state_behind_the_units_syscall_filter(deb_installed: Path) -> None:
     if not have_seccomp():
         pytest.skip("needs Debian's python3-seccomp to rebuild the unit's syscall filter")
 
@@ -284,7 +290,7 @@ def test_agent_reads_the_clock_state_behind_the_units_syscall_filter(installed: 
 @requires_install
 @pytest.mark.skipif(not shutil.which("ip"), reason="needs iproute2 (ip)")
 def test_path_probe_on_debians_scapy_traces_two_hops_behind_the_units_sandbox(
-    installed: Path, two_hop_path: str
+    deb_installed: Path, two_hop_path: str
 ) -> None:
     # scapy needs raw and packet sockets: CAP_NET_RAW (ambient) and AF_PACKET are all it gets.
     if not have_seccomp():
@@ -315,7 +321,7 @@ count = 1
 @requires_install
 @pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux)")
 def test_run_as_the_service_publishes_readings_to_a_local_mosquitto(
-    installed: Path, tmp_path: Path, broker: Any, subscriber: Any, tcp_listener: Any
+    deb_installed: Path, tmp_path: Path, broker: Any, subscriber: Any, tcp_listener: Any
 ) -> None:
     if system_netprobe("run", "--help").returncode != 0:
         pytest.skip("`netprobe run` is not in this tree yet (issue 4, the daemon): nothing to start")
@@ -417,7 +423,9 @@ enabled = false
 
 
 @requires_install
-def test_remove_keeps_config_and_purge_leaves_no_file_user_or_group(installed: Path, baseline: set[str]) -> None:
+def test_remove_keeps_config_and_purge_leaves_no_file_user_or_group(
+    deb_installed: Path, paths_before_install: set[str]
+) -> None:
     user = pwd_entry()
     assert user is not None
     if shutil.which("systemctl"):  # the technician's `systemctl enable`, offline
@@ -439,4 +447,4 @@ def test_remove_keeps_config_and_purge_leaves_no_file_user_or_group(installed: P
     assert dpkg_status() == ""
     assert pwd_entry() is None
     assert not group_exists("netprobe")
-    assert leftovers(owner=user) - baseline == set(), "files named for netprobe or of its account remain"
+    assert leftovers(owner=user) - paths_before_install == set(), "files named for netprobe or of its account remain"
