@@ -24,7 +24,7 @@ def link(testbed):
 
 def test_tcp_connect_takes_one_rtt(link):
     tb = link
-    reading = tb.agent_json(["probe", "tcp", f"{tb.server_ip}:{tb.ports['tcp']}", "--count", "5", "--interval", "0.1"])
+    reading = tb.agent_json(["probe", "tcp", f"{tb.server_ip}:{tb.ports['tcp']}", "--count", "7", "--interval", "0.1"])
     assert reading["ok"], reading["error"]
     assert abs(reading["fields"]["connect_p50_ms"] - RTT_MS) <= TOLERANCE_MS
 
@@ -34,7 +34,8 @@ def test_http_first_byte_takes_one_rtt_plus_the_server_time(link, scheme):
     tb = link
     host = tb.server_ip if scheme == "http" else "server.test"  # https: a name the certificate covers
     url = f"{scheme}://{host}/wait/{SERVER_MS}"
-    runs = [tb.agent_json(["probe", "http", url, "-o", f"ca_file='{tb.ca_file}'"]) for _ in range(3)]
+    # Five runs and their median: other suites share the two cores and can stall one run.
+    runs = [tb.agent_json(["probe", "http", url, "-o", f"ca_file='{tb.ca_file}'"]) for _ in range(5)]
     for reading in runs:
         assert reading["ok"], reading["error"]
         assert reading["fields"]["status"] == 200
