@@ -63,6 +63,7 @@ def test_real_agents_are_stored_without_loss_and_fleet_shows_offline_silent_and_
     assert views[quiet]["state"] == "silent"
     assert views[dark]["state"] == "online" and views[dark]["dark"] is True
     assert views[killed]["dark"] is True and views[quiet]["dark"] is True
+    assert views[dark]["dropped"] == 0 and isinstance(views[dark]["spool_depth"], int)  # from the status
     for node in AGENTS:
         assert views[node]["seq_gaps"] == 0
         lo, hi, n = store.query("SELECT MIN(seq), MAX(seq), COUNT(*) FROM readings WHERE node = ?", (node,))[0]

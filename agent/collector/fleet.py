@@ -49,6 +49,8 @@ class NodeView:
     bytes_month: int
     seq_gaps: int
     version: str = ""
+    spool_depth: Optional[int] = None  # from the node's retained status: its backlog
+    dropped: Optional[int] = None  # readings its full spool had to drop (explains gaps)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -73,6 +75,10 @@ def _num(value: Any) -> Optional[float]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def _int(value: Any) -> Optional[int]:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def state_of(node: dict[str, Any], now: float, policy: Policy) -> str:
@@ -123,6 +129,7 @@ def node_view(
     if node.get("seq_min") is not None and node.get("seq_max") is not None:
         seq_gaps = max(0, int(node["seq_max"]) - int(node["seq_min"]) + 1 - int(node.get("seq_count") or 0))
     clean_p50 = [v for v in p50s if v is not None]
+    info = node.get("status_info") or {}
     return NodeView(
         node=node["node"],
         kecamatan=node.get("kecamatan") or "",
@@ -141,7 +148,9 @@ def node_view(
         upload_mbps=_num(speed["fields"].get("upload_mbps")) if speed else None,
         bytes_month=int(bytes_month),
         seq_gaps=seq_gaps,
-        version=str((node.get("status_info") or {}).get("version", "")),
+        version=str(info.get("version", "")),
+        spool_depth=_int(info.get("spool_depth")),
+        dropped=_int(info.get("dropped")),
     )
 
 

@@ -88,6 +88,7 @@ class Collector:
         self.connected = threading.Event()
         self.drained = threading.Event()
         self.blocked = 0  # paho 1.6 callbacks waiting for their commit
+        self.hold_max = max(4 * cfg.broker.receive_maximum, 4 * cfg.store.batch_size)
         self.client: Optional[AckingClient] = None
         self.store: Optional[Store] = None
         self._store_factory = store_factory or self._open_store
@@ -148,6 +149,12 @@ class Collector:
         done = threading.Event() if wait else None
         self.inbox.put(Message(topic, payload, qos, mid, done))
         if done is None:
+            # A reconnecting session's whole queue may arrive at once (Mosquitto 2.0 does not hold
+            # it to our receive maximum): stop reading the socket until the writer catches up, so
+            # the backlog waits at the broker instead of in our memory.
+            if self.inbox.qsize() > self.hold_max:
+                while self.inbox.qsize() > self.hold_max // 2 and not self.stopping.is_set():
+                    time.sleep(0.02)
             return
         # paho 1.6: returning from here sends the PUBACK, so wait for the commit.
         self.blocked += 1
