@@ -153,9 +153,17 @@ def test_bufferbloat_grades_follow_the_waveform_scale(increase, grade):
 
 def test_bufferbloat_is_graded_on_the_worse_direction():
     f = bloat.assess([40, 41, 42], [45, 46, 47], [300, 310, 320])
-    assert f["rtt_idle_ms"] == 41 and f["rtt_loaded_down_ms"] == 46 and f["rtt_loaded_ms"] == 310
-    assert f["bufferbloat_ms"] == 269 and f["bufferbloat_grade"] == "D"
+    assert f["rtt_idle_ms"] == 41 and f["rtt_loaded_down_ms"] == 45.5 and f["rtt_loaded_ms"] == 305
+    assert f["bufferbloat_ms"] == 264 and f["bufferbloat_grade"] == "D"
     assert bloat.assess([], [], [])["bufferbloat_grade"] is None
+
+
+def test_pings_held_up_by_a_retransmission_do_not_count_as_queueing():
+    # A short queue that drops: a quarter of the TCP pings wait ~200 ms for a retransmission.
+    pings = [48, 50, 52, 49, 51, 250, 260, 47, 53, 240, 50, 49]
+    assert bloat.assess([41, 41, 42], pings, [])["bufferbloat_grade"] == "A"
+    standing_queue = [p + 400 for p in pings]  # a deep queue delays every ping
+    assert bloat.assess([41, 41, 42], standing_queue, [])["bufferbloat_grade"] == "F"
 
 
 @requires_tool("iperf3")

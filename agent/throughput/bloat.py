@@ -11,6 +11,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Optional, Union
 
+from agent.stats import percentile
+
 # (grade, increase below this many ms): Waveform's bufferbloat scale.
 GRADES: tuple[tuple[str, float], ...] = (("A+", 5.0), ("A", 30.0), ("B", 60.0), ("C", 200.0), ("D", 400.0))
 WORST = "F"
@@ -18,6 +20,20 @@ WORST = "F"
 
 def median_ms(samples: Sequence[float]) -> Optional[float]:
     return round(statistics.median(samples), 3) if samples else None
+
+
+def under_load_ms(samples: Sequence[float]) -> Optional[float]:
+    """The lower quartile of the pings during a transfer.
+
+    The pings ride TCP: one whose answer a full queue dropped waits for a
+    retransmission (200 ms or more) and tells of loss, not of the queue. Up to
+    a quarter of such pings leave this figure alone; a standing queue delays
+    every ping, so it still shows in full.
+    """
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return round(percentile(ordered, 25.0), 3)
 
 
 def grade(increase_ms: Optional[float]) -> Optional[str]:
@@ -34,7 +50,7 @@ def assess(
 ) -> dict[str, Union[float, str, None]]:
     """Fields for a Reading: idle and loaded medians, the increase and its grade."""
     idle_ms = median_ms(idle)
-    down_ms, up_ms = median_ms(loaded_down), median_ms(loaded_up)
+    down_ms, up_ms = under_load_ms(loaded_down), under_load_ms(loaded_up)
     loaded = [v for v in (down_ms, up_ms) if v is not None]
     loaded_ms = max(loaded) if loaded else None
     increase = None if idle_ms is None or loaded_ms is None else round(max(0.0, loaded_ms - idle_ms), 3)

@@ -42,7 +42,7 @@ class Settings:
     upload: bool = True
     upload_share: float = 0.3  # of the byte cap kept back for the upload
     stable_pct: float = 3.0
-    stable_span_s: float = 1.0
+    stable_span_s: float = 1.5
     token: str = ""
     verify_tls: bool = True
     ca_file: str = ""
@@ -159,8 +159,8 @@ class Client:
         t0 = loop.time()
         worker = self.download if direction == "download" else self.upload
         tasks = [asyncio.ensure_future(worker(s, allowance)) for s in streams]
-        rtts: list[float] = []
-        pinger = asyncio.ensure_future(self.ping_loop(ping_conn, rtts, max(2.0, idle_ms * 8 / 1000.0)))
+        rtts: list[tuple[float, float]] = []  # (seconds into the phase, RTT ms)
+        pinger = asyncio.ensure_future(self.ping_loop(ping_conn, rtts, t0, max(2.0, idle_ms * 8 / 1000.0)))
         est = RateEstimator(rules)
         reason = SERVER_END
         try:
@@ -188,7 +188,7 @@ class Client:
                 streams=len(streams),
                 stop_reason=reason,
                 warmup_s=est.warmup_s,
-                loaded_rtts=rtts,
+                loaded_rtts=loaded(rtts, est.warmup_s),
             )
         finally:
             pinger.cancel()
@@ -201,9 +201,11 @@ class Client:
             self.extra_bytes += sum(counters) if counters else 0
             ping_conn.close(abort=True)
 
-    async def ping_loop(self, conn: Connection, rtts: list[float], timeout: float) -> None:
+    async def ping_loop(self, conn: Connection, rtts: list[tuple[float, float]], t0: float, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            rtts.append(await self.ping(conn, timeout))
+            sent = loop.time() - t0
+            rtts.append((sent, await self.ping(conn, timeout)))
             await asyncio.sleep(self.s.ping_interval_s)
 
     async def download(self, s: Stream, allowance: Allowance) -> None:
@@ -244,6 +246,12 @@ class Client:
             expect_ok(status, f"upload to {self.ep}")
             await s.conn.read_body(headers, self.s.timeout, lambda _n: None)
             want = min(want * 2, MAX_CHUNKS_PER_REQUEST * MIB)
+
+
+def loaded(rtts: list[tuple[float, float]], warmup_s: Optional[float]) -> list[float]:
+    """RTTs sent once the transfer was up to speed: the queue a steady transfer keeps, not its ramp."""
+    after = [ms for t, ms in rtts if warmup_s is not None and t >= warmup_s]
+    return after or [ms for _, ms in rtts]
 
 
 class Stream:
