@@ -144,6 +144,31 @@ def test_netprobe_version_runs_on_system_python(deb_installed: Path) -> None:
     assert run("head", "-1", "/usr/bin/netprobe").stdout.strip() == "#!/usr/bin/python3"
 
 
+IMPORT_ALL = """
+import importlib, json, pkgutil, agent
+from agent.cli import COMMANDS
+failed = {}
+for module in pkgutil.walk_packages(agent.__path__, "agent."):
+    if not module.name.endswith("__main__"):
+        try:
+            importlib.import_module(module.name)
+        except Exception as exc:
+            failed[module.name] = repr(exc)
+print(json.dumps({"failed": failed, "commands": [name for name, _, _ in COMMANDS]}))
+"""
+
+
+@requires_install
+def test_every_agent_module_and_command_loads_on_debians_python3(deb_installed: Path) -> None:
+    # Import-time use of an API newer than Debian's libraries shows here, module by module.
+    result = run("/usr/bin/python3", "-c", IMPORT_ALL, env=dict(SYSTEM_ENV), cwd="/")
+    report = json.loads(result.stdout)
+    assert report["failed"] == {}
+    for command in ["probe", "diagnose", "check-config", *report["commands"]]:
+        help_run = system_netprobe(command, "--help")
+        assert help_run.returncode == 0 and "Traceback" not in help_run.stderr, (command, help_run.stderr)
+
+
 @requires_install
 def test_postinst_makes_system_account_private_conffile_and_state_dir(deb_installed: Path) -> None:
     user = pwd_entry()
