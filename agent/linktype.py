@@ -394,13 +394,9 @@ def classify_two(obs: Observation, two: lf.Clusters) -> Verdict:
         gw = tuple(s for s in obs.gateway if t0 <= s.t <= t1)
         verdicts.append(classify(dataclasses.replace(obs, isp=tuple(part), gateway=gw), split_clusters=False))
     lead = verdicts[0] if two.low_windows >= two.high_windows else verdicts[1]
-    note = Evidence(
-        "two_links",
-        "",
-        0.0,
-        {"low_ms": round(two.low_ms, 1), "high_ms": round(two.high_ms, 1), "first": verdicts[0].link_type},
-    )
-    note.params["second"] = verdicts[1].link_type
+    params: dict[str, Any] = {"low_ms": round(two.low_ms, 1), "high_ms": round(two.high_ms, 1)}
+    params.update(first=verdicts[0].link_type, second=verdicts[1].link_type)
+    note = Evidence("two_links", "", 0.0, params)
     return dataclasses.replace(
         lead,
         confidence=round(lead.confidence * 0.9, 3),
