@@ -9,6 +9,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from tests.fixtures.testbed import require_testbed
 from tests.helpers import requires_tool
 from tests.testbed import PROFILES, Direction, Handover, IdlePenalty, Testbed
+from tests.testbed.bed import REPO
 from tests.testbed.schedule import handover_state
 
 pytestmark = [pytest.mark.netns, requires_tool("ping")]
@@ -129,3 +131,32 @@ def test_teardown_leaves_nothing_behind_even_when_the_test_fails():
     assert prefix not in names
     assert not os.path.exists(f"/etc/netns/{bed.node_ns}")
     assert not os.path.exists(bed.workdir)
+
+
+INNER_TEST = """
+import json
+
+def test_that_fails_midway(testbed):
+    tb = testbed("fiber")
+    tb.popen(tb.server_ns, ["sleep", "60"])
+    with open({names!r}, "w") as f:
+        json.dump([tb.node_ns, tb.gw_ns, tb.router_ns, tb.isp_ns, tb.server_ns], f)
+    assert False, "a failing test"
+"""
+
+
+def test_the_fixture_tears_down_a_testbed_whose_test_failed(tmp_path):
+    require_testbed()
+    names = tmp_path / "names.json"
+    test_file = tmp_path / "test_inner.py"
+    test_file.write_text(INNER_TEST.format(names=str(names)))
+    inner = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.fixtures.testbed", "-p", "no:cacheprovider",
+         "--rootdir", str(tmp_path), "-c", os.devnull, str(test_file)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert inner.returncode == 1 and "1 failed" in inner.stdout, inner.stdout[-2000:]
+    left = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
+    made = json.loads(names.read_text())
+    assert len(made) == 5 and not left & set(made)
+    assert not any(os.path.exists(f"/etc/netns/{ns}") for ns in made)

@@ -46,10 +46,17 @@ _counter = 0
 _live: list[Testbed] = []
 
 
+class CommandFailed(subprocess.CalledProcessError):
+    """A CalledProcessError whose message carries the command's stderr."""
+
+    def __str__(self) -> str:
+        return f"{' '.join(self.cmd)} exited {self.returncode}: {(self.stderr or '').strip()}"
+
+
 def run(argv: list[str], timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
+        raise CommandFailed(result.returncode, argv, result.stdout, result.stderr)
     return result
 
 
@@ -258,7 +265,17 @@ class Testbed:
         with self.log_file("linkemu") as log_f:
             self.emulator = self.popen(self.router_ns, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        stderr=log_f, text=True, bufsize=1)  # fmt: skip
-        self.ask(self.emulator, {"profile": profile_to_dict(self.profile)}, "link emulator")
+        try:
+            self.ask(self.emulator, {"profile": profile_to_dict(self.profile)}, "link emulator")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; its log: {self.log_tail('linkemu')}") from None
+
+    def log_tail(self, name: str) -> str:
+        try:
+            with open(os.path.join(self.workdir, f"{name}.log")) as f:
+                return f.read()[-2000:].strip() or "(empty)"
+        except OSError:
+            return "(none)"
 
     def start_services(self, paths: dict[str, str]) -> None:
         argv = [
@@ -276,7 +293,10 @@ class Testbed:
             self.services = self.popen(self.server_ns, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        stderr=log_f, text=True, bufsize=1)  # fmt: skip
         assert self.services.stdout is not None
-        read_line(self.services.stdout, 15, "server services")
+        try:
+            read_line(self.services.stdout, 15, "server services")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; its log: {self.log_tail('services')}") from None
         if self.profile.dns_broken:
             self.ask(self.services, {"dns_broken": True}, "server services")
 
