@@ -448,6 +448,36 @@ enabled = false
 
 
 @requires_install
+def test_upgrade_keeps_the_technicians_config_spool_and_account(deb_installed: Path, tmp_path: Path) -> None:
+    # The next version, built from a copy of this tree with only __version__ changed.
+    tree = tmp_path / "tree"
+    for part in ("agent", "packaging", "systemd"):
+        shutil.copytree(ROOT / part, tree / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("config.example.toml", "README.md"):
+        shutil.copy(ROOT / part, tree / part)
+    init = tree / "agent" / "__init__.py"
+    newer = f"{__version__}+upgrade1"
+    init.write_text(init.read_text().replace(f'__version__ = "{__version__}"', f'__version__ = "{newer}"'))
+    deb = run("bash", str(tree / "packaging" / "build-deb"), "-o", str(tmp_path)).stdout.split()[-1]
+
+    conf = re.sub(r'^id = ".*"', 'id = "muba-upgrade-01"', CONF.read_text(), count=1, flags=re.M)
+    CONF.write_text(conf)
+    user = pwd_entry()
+    assert user is not None
+    spool = STATE / "spool.sqlite3"
+    spool.write_bytes(b"unsent readings")
+    os.chown(spool, user.pw_uid, user.pw_gid)
+
+    apt_get("install", "--no-install-recommends", deb)
+    assert system_netprobe("--version").stdout.strip() == f"netprobe {newer}"
+    assert CONF.read_text() == conf, "the technician's config must survive an upgrade"
+    st = CONF.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, user.pw_gid)
+    assert spool.read_bytes() == b"unsent readings"
+    assert pwd_entry() == user, "same account, same uid"
+
+
+@requires_install
 def test_remove_keeps_config_and_purge_leaves_no_file_user_or_group(
     deb_installed: Path, paths_before_install: set[str]
 ) -> None:
