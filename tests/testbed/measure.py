@@ -13,6 +13,7 @@ import argparse
 import concurrent.futures
 import dataclasses
 import json
+import os
 import statistics
 from typing import Any, Callable
 
@@ -81,10 +82,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     runs = [one_run(seed) for seed in range(1, args.runs + 1)]
+    load = f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     if args.json:
-        print(json.dumps(runs))
+        print(json.dumps({"load": load, "runs": runs}))
         return
+    print(f"{args.runs} runs, {load}\n")
     worst: Callable[[list[float]], float] = lambda xs: max(xs, key=abs)  # noqa: E731
     print(f"| figure | median error | worst of {args.runs} |\n|---|---|---|")
     for key in runs[0]:
