@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
-import logging
 import os
 import re
 import select
@@ -28,8 +27,6 @@ from typing import IO, Any, Optional
 
 from tests.testbed import pki
 from tests.testbed.profiles import Direction, Profile, profile_to_dict
-
-log = logging.getLogger(__name__)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NETNS_ETC = "/etc/netns"
