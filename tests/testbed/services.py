@@ -81,7 +81,7 @@ class TLSServer(ThreadingHTTPServer):
             tls = self.ssl_context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return
-        self.RequestHandlerClass(tls, client_address, self)
+        self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
 
 
 class Echo(socketserver.BaseRequestHandler):
