@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Any, Optional
 
@@ -214,6 +215,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `netprobe diagnose --json | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
+        return EX_OK
     except SystemExit as exc:
         return int(exc.code or 0)
     except Exception as exc:  # the last guard: one line, never a traceback

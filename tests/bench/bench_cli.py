@@ -24,6 +24,9 @@ def test_bench_version_and_diagnose(tmp_path: Path, tcp_listener: Any, dns_serve
     cfg = tmp_path / "agent.toml"
     cfg.write_text(
         '[node]\nid = "bench-node"\n'
+        # The link check would trace towards a public target and ask a Starlink dish on
+        # 192.168.100.1: not loopback traffic, and not a latency probe.
+        "[linktype]\nenabled = false\n"
         '[[targets]]\nkind = "icmp"\ntarget = "127.0.0.1"\nrole = "gateway"\n'
         '[[targets]]\nkind = "icmp"\ntarget = "127.0.0.2"\n'
         f'[[targets]]\nkind = "tcp"\ntarget = "{tcp_listener.address}"\n'
