@@ -287,3 +287,24 @@ def test_a_publish_denied_by_the_acl_is_reported_and_kept_in_the_spool(
     assert readings(sub) == []
     assert spool_status(agent)["rows"] >= 3  # not lost: kept for when the ACL is fixed
     agent.signal(signal.SIGTERM)
+
+
+def test_a_full_spool_drops_the_oldest_and_the_status_counts_them(
+    mosquitto, subscriber, agentd, tcp_listener, tmp_path
+):
+    state = tmp_path / "state"
+    prefill_spool(state, 150)
+    broker = mosquitto(persistence=True)
+    sub = subscriber(broker, "netprobe/#", persistent=True, client_id="full-spool-collector")
+    broker.stop()  # the uplink is down while the spool overflows
+    cfg = agent_toml(state, tcp=tcp_listener.address, broker=broker.url, extra="[spool]\nmax_rows = 100\n")
+    agent = agentd(cfg)
+    assert agent.wait_stderr("spool full", 10), agent.stderr()
+    broker.start()
+    assert sub.wait_for(lambda m: statuses(sub) and len(readings(sub)) >= 100, 15), agent.stderr()
+    status = statuses(sub)[0]
+    assert status["state"] == "online" and status["dropped"] >= 51 and status["spool_depth"] == 100
+    got = seqs(sub)
+    # The oldest went; what is left arrives in order with no gap inside it.
+    assert got[0] == status["dropped"] + 1 and got == list(range(got[0], got[0] + len(got)))
+    assert reported(agent.stderr(), "spool full") == 1
