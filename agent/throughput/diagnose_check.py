@@ -25,16 +25,19 @@ DIAGNOSE_SECONDS = 8.0
 
 def pick_target(cfg: Config) -> Optional[TargetConfig]:
     """The first configured throughput target, else one for [throughput] server, capped for diagnose."""
+    cap_mb = cfg.throughput.diagnose_max_mb
     for t in cfg.targets:
         if t.kind == NAME:
-            return t
+            o = t.options
+            capped = dataclasses.replace(
+                o, max_mb=min(o.max_mb or cap_mb, cap_mb), max_seconds=min(o.max_seconds, DIAGNOSE_SECONDS)
+            )
+            return dataclasses.replace(t, options=capped)
     if not cfg.throughput.server:
         return None
     from agent.runner import adhoc_target
 
-    return adhoc_target(
-        NAME, cfg.throughput.server, None, max_mb=cfg.throughput.diagnose_max_mb, max_seconds=DIAGNOSE_SECONDS
-    )
+    return adhoc_target(NAME, cfg.throughput.server, None, max_mb=cap_mb, max_seconds=DIAGNOSE_SECONDS)
 
 
 def to_check(reading: Reading) -> Check:
@@ -108,7 +111,7 @@ async def throughput_check(
     options = target.options
     limit = 2 * options.max_seconds + 3 * target.timeout
     try:
-        reading = await run_target(dataclasses.replace(target), identity_of(cfg), ctx, limit_s=limit)
+        reading = await run_target(target, identity_of(cfg), ctx, limit_s=limit)
     finally:
         if progress:
             progress.clear()

@@ -1,0 +1,92 @@
+"""Side by side on one shaped link: our http backend, speedtest-cli's default run, and iperf3.
+
+For each: download and upload Mbit/s, the error against iperf3 (4 streams, first 2 s
+omitted: the trusted peer), and the bytes it cost, counted on the server's interface
+(Ethernet/IP/TCP headers included, the same ruler for all three). speedtest-cli runs
+with speedtest.net's usual settings against `netprobe speed-server`'s legacy endpoints.
+Target: within 5 % of iperf3 with at most 25 % of speedtest-cli's bytes.
+Run with `make bench` (root); the figures go to the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from typing import Any
+
+import pytest
+
+from tests.fixtures.testbed import testbed_unavailable
+from tests.fixtures.throughput import IPERF_PORT, start_speed_server
+from tests.testbed import PROFILES, Direction, Testbed
+
+LINKS = {
+    "fiber-like 20/5 Mbit, 40 ms RTT": (
+        dataclasses.replace(
+            PROFILES["fiber"], down=Direction(delay_ms=20, rate_mbit=20), up=Direction(delay_ms=20, rate_mbit=5)
+        ),
+        3,
+    ),
+    "GEO VSAT (testbed 'geo': 10/2 Mbit, 600 ms RTT, 0.5 % loss, deep queue)": (PROFILES["geo"], 1),
+}
+
+
+def wire_bytes(tb: Testbed) -> int:
+    link = json.loads(tb.exec(tb.server_ns, ["ip", "-s", "-j", "link", "show", "eth0"]).stdout)[0]
+    return int(link["stats64"]["rx"]["bytes"]) + int(link["stats64"]["tx"]["bytes"])
+
+
+def iperf3(tb: Testbed) -> dict[str, Any]:
+    before = wire_bytes(tb)
+    out = {}
+    for key, extra in (("down", ["-R"]), ("up", [])):
+        argv = ["iperf3", "-c", tb.server_ip, "-p", str(IPERF_PORT), "-J", "-t", "8", "-O", "2", "-P", "4", *extra]
+        data = json.loads(tb.exec(tb.node_ns, argv, timeout=60).stdout)
+        out[key] = data["end"]["sum_received"]["bits_per_second"] / 1e6
+    out["wire"] = wire_bytes(tb) - before
+    return out
+
+
+def netprobe(tb: Testbed, url: str, *options: str) -> dict[str, Any]:
+    argv = ["probe", "throughput", url]
+    for o in options:
+        argv += ["-o", o]
+    before = wire_bytes(tb)
+    reading = tb.agent_json(argv, timeout=180)
+    assert reading["ok"], reading["error"]
+    f = reading["fields"]
+    return {"down": f["download_mbps"], "up": f["upload_mbps"], "wire": wire_bytes(tb) - before,
+            "reported": f["bytes_used"], "secs": f["duration_s"], "stop": f["stop_reason"]}  # fmt: skip
+
+
+@pytest.mark.skipif(bool(testbed_unavailable()), reason=testbed_unavailable() or "testbed available")
+def test_bench_http_vs_speedtest_vs_iperf3() -> None:
+    print()
+    for name, (profile, reps) in LINKS.items():
+        rows: dict[str, list[dict[str, Any]]] = {"iperf3": [], "http": [], "http span 1 s": [], "speedtest-cli": []}
+        with Testbed(profile) as tb:
+            srv = start_speed_server(tb)
+            for _ in range(reps):
+                rows["iperf3"].append(iperf3(tb))
+                rows["http"].append(netprobe(tb, srv.url))
+                rows["http span 1 s"].append(netprobe(tb, srv.url, "stable_span=1.0"))
+                rows["speedtest-cli"].append(netprobe(tb, srv.url, 'backend="speedtest"'))
+        truth_down = statistics.median(r["down"] for r in rows["iperf3"])
+        truth_up = statistics.median(r["up"] for r in rows["iperf3"])
+        st_wire = statistics.median(r["wire"] for r in rows["speedtest-cli"])
+        print(f"{name}: median of {reps}; iperf3 {truth_down:.2f} down / {truth_up:.2f} up Mbit/s")
+        print(f"  {'backend':<14} {'down':>6} {'err':>7} {'up':>6} {'err':>7} {'wire MB':>8} {'vs st-cli':>9}  "
+              f"{'secs':>5}  stop / per-run errors down, up")  # fmt: skip
+        for backend, runs in rows.items():
+            down = statistics.median(r["down"] for r in runs)
+            up = statistics.median(r["up"] for r in runs)
+            wire = statistics.median(r["wire"] for r in runs)
+            secs = statistics.median(r.get("secs", 20.0) for r in runs)
+            errs = ", ".join(
+                f"{(r['down'] / truth_down - 1) * 100:+.1f}/{(r['up'] / truth_up - 1) * 100:+.1f}" for r in runs
+            )
+            stops = ",".join(str(r.get("stop", "-")) for r in runs)
+            print(f"  {backend:<14} {down:6.2f} {(down / truth_down - 1) * 100:+6.1f}% {up:6.2f} "
+                  f"{(up / truth_up - 1) * 100:+6.1f}% {wire / 1e6:8.1f} {wire / st_wire * 100:8.0f}%  {secs:5.1f}  "
+                  f"{stops} / {errs}")  # fmt: skip
