@@ -264,10 +264,9 @@ class Collector:
         """Until stop(): receive, validate, store, ack. Returns an exit code."""
         self.client = self._make_client()
         log.info("collector %s: %s -> %s", self.cfg.broker.client_id, self.cfg.broker.url, self.store_label())
-        self.client.connect_async()
+        warned_broker = self._first_connect(self.client)
         self.client.loop_start()
         started = last_purge = last_summary = time.monotonic()
-        warned_broker = False
         last_purge -= PURGE_EVERY_S  # purge once at start
         try:
             while not self.stopping.is_set():
@@ -303,6 +302,16 @@ class Collector:
                 self.store.close()
             self._summary()
         return 0
+
+    def _first_connect(self, client: AckingClient) -> bool:
+        """One blocking attempt, to name the reason (refused, TLS, DNS) if it fails; paho retries after."""
+        try:
+            client.connect()
+            return False
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            log.error("cannot connect to the broker %s: %s; retrying with backoff (1-30 s)", self.cfg.broker.url, exc)
+            client.connect_async()
+            return True
 
     def _drain(self) -> None:
         """On stop: store what already arrived, if the database lets us, then leave."""
