@@ -37,3 +37,11 @@ def test_fleet_without_a_database_says_so_in_one_line(tmp_path: Path) -> None:
     out = netprobe("fleet", "-c", str(conf))
     assert out.returncode == 1
     assert out.stderr.strip().splitlines() == [f"netprobe: cannot read the collector's database: no collector database at {tmp_path}/none.db"]
+
+
+def test_the_packaged_collector_example_is_a_valid_config() -> None:
+    from agent.collector.settings import load_collector_config
+
+    cfg = load_collector_config(str(ROOT / "packaging" / "mosquitto" / "collector.toml"))
+    assert cfg.broker.url.startswith("mqtts://") and cfg.broker.share_group == "collectors"
+    assert cfg.broker.client_id == cfg.broker.username == "collector-1"  # use_username_as_clientid
