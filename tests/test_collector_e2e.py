@@ -124,10 +124,10 @@ def test_fleet_shows_online_offline_silent_and_dark_nodes_with_gaps_duplicates_a
 
 
 def test_two_collectors_on_one_shared_subscription_store_each_reading_once(
-    mosquitto: Any, collector_proc: Any, tmp_path: Path
+    mosquitto: Any, collector_proc: Any, store_settings: dict[str, Any]
 ) -> None:
     broker = mosquitto()
-    settings = {"path": str(tmp_path / "shared.db")}
+    settings = store_settings
     cols = [collector_proc(broker.url, settings, broker={"share_group": "muba"}) for _ in range(2)]
     for c in cols:
         assert c.wait_log("subscribed to $share/muba/"), c.log()
@@ -135,7 +135,7 @@ def test_two_collectors_on_one_shared_subscription_store_each_reading_once(
     sent = [reading(f"muba-sekayu-node-{n:02d}", seq) for n in range(4) for seq in range(1, 101)]
     pub.publish_all([(topic_for(r), json.dumps(r).encode()) for r in sent])
     pub.close()
-    store = open_store(path=settings["path"])
+    store = open_for_test(settings)
     assert wait_until(lambda: store.count() >= 400, 15), store.count()
     for c in cols:
         assert c.stop() == 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from agent.collector.fleet import Policy, chart_series, kecamatan_views, node_views, totals
 
 NOW = 1_800_000_000.0
@@ -83,3 +86,31 @@ def test_chart_series_buckets_public_targets_over_24_hours() -> None:
     assert s["latency_ms"][0] == 30.0 and s["loss_pct"][0] == 25.0
     assert s["latency_ms"][47] is None and s["loss_pct"][47] == 100.0
     assert s["latency_ms"][1:47] == [None] * 46
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["Sekayu", "Lais", "Lalan"]),
+            st.sampled_from(["A", "B", "C", "D"]),
+            st.sampled_from(["online", "offline"]),
+            st.floats(0, 2000),
+            st.booleans(),
+        ),
+        max_size=30,
+    )
+)
+def test_kecamatan_figures_always_add_up(spec: list[tuple[str, str, str, float, bool]]) -> None:
+    nodes = [node(f"n{i}", k, d, seen_ago=ago, status=s) for i, (k, d, s, ago, _) in enumerate(spec)]
+    latest = [row(f"n{i}", "1.1.1.1", up, loss_pct=0.0 if up else 100.0) for i, (*_, up) in enumerate(spec)]
+    views = node_views(nodes, latest, {}, NOW, POLICY)
+    kecs = kecamatan_views(views)
+    for k in kecs:
+        assert k.desa_reachable + k.desa_dark == k.desa_total and 0.0 <= k.share_reachable <= 1.0
+        assert sum(k.states.values()) == k.nodes == sum(k.link_types.values())
+    t = totals(kecs)
+    assert t["nodes"] == len(spec) and t["desa_total"] == len({(k, d) for k, d, *_ in spec})
+    # A desa counts as reachable exactly when one of its nodes is online, fresh and gets past the gateway.
+    expected = {(k, d) for k, d, s, ago, up in spec if s == "online" and ago <= POLICY.silent_after_s and up}
+    assert t["desa_reachable"] == len(expected)
