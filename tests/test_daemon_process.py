@@ -163,3 +163,50 @@ def test_a_damaged_spool_is_moved_aside_and_the_agent_keeps_measuring(agentd, tc
     assert "is damaged" in agent.stderr()
     aside = [p.name for p in state.iterdir() if ".damaged-" in p.name]
     assert len(aside) == 1 and (state / aside[0]).read_bytes().startswith(b"this is not")
+
+
+def test_the_watchdog_is_not_petted_once_a_scheduler_task_has_died(tcp_listener, tmp_path, monkeypatch, caplog):
+    import asyncio
+    import io
+
+    from agent.config import load_config
+    from agent.daemon import Daemon
+
+    name = f"netprobe-wd-{os.getpid()}-{time.monotonic_ns()}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # pet every 0.1 s
+    cfg_path = tmp_path / "agent.toml"
+    cfg_path.write_text(agent_toml(tmp_path / "state", tcp=tcp_listener.address))
+    daemon = Daemon(load_config(str(cfg_path)), str(cfg_path), io.StringIO())
+
+    def drain() -> list[str]:
+        got: list[str] = []
+        while True:
+            try:
+                got += sock.recv(4096).decode().splitlines()
+            except BlockingIOError:
+                return got
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        runner = asyncio.ensure_future(daemon.run())
+        await asyncio.sleep(0.6)
+        healthy = drain()
+        next(iter(daemon.scheduler.tasks.values())).cancel()  # a target's task dies
+        await asyncio.sleep(0.15)
+        drain()
+        await asyncio.sleep(0.6)
+        sick = drain()
+        daemon.stopping.set()
+        await runner
+        return healthy, sick
+
+    try:
+        healthy, sick = asyncio.run(scenario())
+    finally:
+        sock.close()
+    assert healthy.count("WATCHDOG=1") >= 3
+    assert "WATCHDOG=1" not in sick and any(line.startswith("STATUS=") for line in sick)
+    assert "not petting the systemd watchdog" in caplog.text
