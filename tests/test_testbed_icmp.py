@@ -62,13 +62,16 @@ def test_agent_rtt_median_is_within_2_percent_or_1ms_of_the_injected_rtt(testbed
 
 
 @requires_tool("ping")
-@pytest.mark.parametrize("jitter_ms", [0.1, 1.0])
-def test_agent_and_iputils_ping_agree_within_1ms_on_the_same_link(testbed, jitter_ms):
+@pytest.mark.parametrize(("jitter_ms", "mode"), [(0.1, "raw"), (1.0, "raw"), (0.1, "dgram")])
+def test_agent_and_iputils_ping_agree_within_1ms_on_the_same_link(testbed, jitter_ms, mode):
     tb = testbed("cellular", down=Direction(20.0, jitter_ms=jitter_ms), up=Direction(20.0, jitter_ms=jitter_ms))
+    if mode == "dgram":
+        tb.exec(tb.node_ns, ["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"])
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         peer = pool.submit(tb.ping, tb.node_ns, tb.server_ip, 100, 0.01)
-        ours = pool.submit(agent_ping, tb, 100, 0.01)
+        ours = pool.submit(agent_ping, tb, 100, 0.01, 1.0, "-o", f"socket='{mode}'")
         ping_rtts, fields = peer.result(), ours.result()
+    assert fields["socket"] == mode
     assert len(ping_rtts) >= 95 and fields["received"] >= 95
     assert abs(fields["rtt_p50_ms"] - statistics.median(ping_rtts)) <= 1.0
     assert abs(fields["rtt_avg_ms"] - statistics.fmean(ping_rtts)) <= 1.0
