@@ -310,6 +310,9 @@ class Testbed:
 
     def destroy(self) -> None:
         """Kill our processes, delete our namespaces and /etc/netns dirs; safe to call twice."""
+        for name, proc in (("linkemu", self.emulator), ("services", self.services)):
+            if proc is not None and proc.poll() not in (None, 0):  # it died during the test: say why
+                print(f"testbed {name} exited {proc.returncode}: {self.log_tail(name)}", file=sys.stderr)
         for proc in self.processes:
             if proc.poll() is None:
                 proc.terminate()
