@@ -178,7 +178,12 @@ def test_kill_9_during_replay_then_restart_leaves_no_gap_and_duplicates_keep_the
     cfg = agent_toml(state, tcp=tcp_listener.address, broker=broker.url, mqtt={"replay_rate": 100.0})
     agent = agentd(cfg)
     assert sub.wait_for(lambda m: len(readings(sub)) >= 80, 20), agent.stderr()
+    # Freeze the broker so publishes are in flight, unacknowledged, when the agent dies; the thawed
+    # broker still delivers them, and the restarted agent must send them again: real duplicates.
+    broker.proc.send_signal(signal.SIGSTOP)
+    time.sleep(0.4)
     agent.kill9()
+    broker.proc.send_signal(signal.SIGCONT)
     left = spool_status(agent)["rows"]
     assert left > 50  # killed in the middle of the replay
     agent.start()
@@ -188,6 +193,7 @@ def test_kill_9_during_replay_then_restart_leaves_no_gap_and_duplicates_keep_the
     for r in readings(sub):
         by_seq.setdefault(r["seq"], set()).add(r["id"])
     assert all(len(ids) == 1 for ids in by_seq.values())  # a duplicate is the same reading, same id
+    assert len(readings(sub)) > len(by_seq)  # there were duplicates, and they kept their id
     for original in backlog:  # replayed unchanged: original timestamp and id
         delivered = next(r for r in readings(sub) if r["seq"] == original["seq"])
         assert delivered == original
