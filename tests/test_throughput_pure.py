@@ -7,6 +7,7 @@ import json
 import math
 import random
 import subprocess
+import sys
 import time
 
 import pytest
@@ -239,3 +240,13 @@ def test_diagnose_words_for_a_good_a_bloated_and_a_skipped_test():
     skipped = to_check(reading(False, {}, "skipped", "daily data budget: ..."))
     assert skipped.status == "SKIP" and skipped.hint[0] == "hint.throughput_budget"
     assert to_check(reading(False, {}, "refused", "x")).status == "WARN"
+
+
+def test_discovering_the_throughput_probe_loads_no_backend():
+    code = (
+        "import sys, agent.probes as p; p.registry(); "
+        "print(sorted(m for m in sys.modules if m == 'speedtest' or m.startswith('agent.throughput')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
