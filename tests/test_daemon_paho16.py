@@ -66,3 +66,21 @@ def test_on_paho_1_6_a_wrong_password_is_reported_once_then_the_right_one_delive
     right = agentd(cfg, env={"NETPROBE_MQTT_PASSWORD": "right"}, python=DEBIAN_PYTHON)
     assert sub.wait_for(lambda m: len(readings(sub)) >= 2, 15), right.stderr()
     assert json.loads(sub.snapshot()[-1][1])["node"] == NODE
+
+
+def test_on_paho_1_6_mtls_delivers_and_a_wrong_ca_is_refused(
+    mosquitto, subscriber, agentd, tcp_listener, test_ca, tmp_path
+):
+    broker = mosquitto(mtls=True)
+    client_tls = {"cert_file": test_ca.client_cert, "key_file": test_ca.client_key}
+    sub = subscriber(broker, "netprobe/#", ca_file=test_ca.ca_file, **client_tls)
+    wrong_cfg = agent_toml(tmp_path / "s1", tcp=tcp_listener.address, broker=broker.url,
+                           mqtt={"ca_file": test_ca.other_ca_file, **client_tls})  # fmt: skip
+    wrong = agentd(wrong_cfg, python=DEBIAN_PYTHON)
+    assert wrong.wait_stderr("TLS handshake", 10), wrong.stderr()
+    wrong.kill9()
+    assert "certificate verify failed" in wrong.stderr() and readings(sub) == []
+    right_cfg = agent_toml(tmp_path / "s2", tcp=tcp_listener.address, broker=broker.url,
+                           mqtt={"ca_file": test_ca.ca_file, **client_tls})  # fmt: skip
+    right = agentd(right_cfg, python=DEBIAN_PYTHON)
+    assert sub.wait_for(lambda m: len(readings(sub)) >= 2, 15), right.stderr()
