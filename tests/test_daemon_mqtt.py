@@ -67,6 +67,11 @@ def test_readings_arrive_in_order_on_their_topics_and_the_will_marks_a_killed_no
     assert first["site"]["desa"] == "Balai Agung" and isinstance(first["clock_synced"], bool)
     raw = next(p for t, p, _ in msgs if t.endswith("/tcp"))
     assert b": " not in raw and b", " not in raw  # compact JSON
+    # MQTT 3.1.1 (p2), persistent session (c0), keepalive 60, client id = node id; QoS 1 publishes.
+    log = broker.log_text()
+    assert f"as {NODE} (p2, c0, k60)" in log
+    assert f"Received PUBLISH from {NODE} (d0, q1, r0, m2, '{PREFIX}tcp'" in log
+    assert f"Received PUBLISH from {NODE} (d0, q1, r1, " in log  # the retained status
 
     # A late subscriber gets the retained online status, with the digest of the running config.
     late = subscriber(broker, PREFIX + "status")
