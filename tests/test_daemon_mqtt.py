@@ -297,6 +297,7 @@ def test_a_publish_denied_by_the_acl_is_reported_and_kept_in_the_spool(
     assert sub.wait_for(lambda m: statuses(sub) and statuses(sub)[-1]["state"] == "online", 5)  # allowed topic
     assert readings(sub) == []
     assert spool_status(agent)["rows"] >= 3  # not lost: kept for when the ACL is fixed
+    assert f"as {NODE} (p5, c0, k60, u'{NODE}')" in broker.log_text()  # MQTT 5, session kept (clean_start 0)
     agent.signal(signal.SIGTERM)
 
 
