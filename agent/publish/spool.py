@@ -149,12 +149,12 @@ class Spool:
             self.db.execute("UPDATE stats SET dropped = dropped + ? WHERE k = 0", (excess,))
         return int(excess)
 
-    def pending(self, after_id: int = 0, limit: int = 100, skip_topics: tuple[str, ...] = ()) -> list[Row]:
+    def pending(self, after_id: int = 0, limit: int = 100) -> list[Row]:
         """Rows after `after_id`, oldest first."""
         cur = self.db.execute(
             "SELECT id, topic, payload FROM readings WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
         )
-        return [Row(int(i), str(t), bytes(p)) for i, t, p in cur if t not in skip_topics]
+        return [Row(int(i), str(t), bytes(p)) for i, t, p in cur]
 
     def delete(self, ids: list[int]) -> None:
         if not ids:
