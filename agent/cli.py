@@ -23,7 +23,7 @@ EX_OK, EX_FAIL, EX_USAGE, EX_SOFTWARE, EX_NOPERM, EX_CONFIG = 0, 1, 64, 70, 77, 
 
 # (command, module, one-line help); the module provides add_arguments() and main().
 COMMANDS: list[tuple[str, str, str]] = [
-    ("run", "agent.daemon", "run the agent: measure on schedule, spool, publish over MQTT"),
+    ("run", "agent.runcmd", "run the agent: measure on schedule, spool, publish over MQTT"),
     ("spool", "agent.spoolcmd", "the store-and-forward spool: status, or flush to the broker now"),
     ("speed-server", "agent.speedserver", "LibreSpeed-compatible speed test server to test against"),
     ("collect", "agent.collector.collectcmd", "the regency's collector: subscribe, validate, store readings"),

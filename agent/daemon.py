@@ -1,23 +1,20 @@
-"""`netprobe run`: the long-running agent.
+"""The long-running agent behind `netprobe run` (agent/runcmd.py is its command line).
 
 Measure on schedule, write every Reading to the spool, hand it to the MQTT
 publisher (or, with no broker configured, print it as a JSON line), and live
 well under systemd: READY/WATCHDOG/STATUS notifications, SIGHUP reloads the
 config (a broken one is reported and the running one kept), SIGTERM flushes
-what it can and exits within 5 s. Logs go to stderr, with syslog priority
-prefixes when stderr is the journal.
+what it can and exits within 5 s.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import logging
 import os
 import signal
 import sqlite3
-import sys
 import time
 from typing import Any, Optional, TextIO
 
@@ -25,59 +22,9 @@ from agent import __version__
 
 log = logging.getLogger(__name__)
 
-EX_OK, EX_CANTCREAT, EX_CONFIG = 0, 73, 78
+EX_OK = 0
 STOP_BUDGET_S = 4.0  # SIGTERM to exit: systemd and the brief allow 5 s
 HOST_TARGET = "self"
-SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from agent.cli import add_config_arg
-
-    add_config_arg(p)
-
-
-class JournalFormatter(logging.Formatter):
-    """`<6>name: message`: journald reads the priority from the prefix; no timestamp (it adds its own)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        prio = SYSLOG_PRIORITY.get(record.levelno, 6)
-        return "\n".join(f"<{prio}>{line}" for line in super().format(record).splitlines())
-
-
-def setup_logging(verbose: bool) -> None:
-    root = logging.getLogger()
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM"):
-        handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.handlers[:] = [handler]
-    for noisy in ("asyncio",):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def main(args: argparse.Namespace) -> int:
-    from agent.cli import err, load_config_or_exit
-
-    cfg = load_config_or_exit(args.config)
-    if not cfg.node.id:
-        err(
-            f'node.id is not set in {cfg.source}: add [node] id = "..." (1-64 of a-z 0-9 . _ -); '
-            "it names this node in MQTT topics and in every Reading"
-        )
-        return EX_CONFIG
-    setup_logging(getattr(args, "verbose", False))
-    try:
-        daemon = Daemon(cfg, args.config, sys.stdout)
-    except OSError as exc:
-        err(f"cannot use the state directory {cfg.node.state_dir}: {exc.strerror or exc} (node.state_dir)")
-        return EX_CANTCREAT
-    except sqlite3.Error as exc:
-        err(f"cannot open the spool in {cfg.node.state_dir}: {exc} (move the damaged spool.sqlite3 aside)")
-        return EX_CANTCREAT
-    return asyncio.run(daemon.run())
 
 
 def scheduled_targets(cfg: Any) -> list[Any]:
@@ -113,6 +60,8 @@ class Daemon:
         try:
             self.spool = Spool(path, *limits)
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # locked, unreadable: not damage, say so and stop
+                raise
             # An unattended node must keep measuring: keep the damaged file for forensics, start afresh.
             aside = f"{path}.damaged-{int(time.time())}"
             for suffix in ("", "-wal", "-shm"):

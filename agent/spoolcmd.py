@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import time
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
@@ -24,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import sqlite3
+
     from agent.cli import err, load_config_or_exit
     from agent.publish.spool import Spool, spool_path
 
