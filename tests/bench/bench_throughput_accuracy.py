@@ -60,33 +60,35 @@ def netprobe(tb: Testbed, url: str, *options: str) -> dict[str, Any]:
             "reported": f["bytes_used"], "secs": f["duration_s"], "stop": f["stop_reason"]}  # fmt: skip
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.skipif(bool(testbed_unavailable()), reason=testbed_unavailable() or "testbed available")
-def test_bench_http_vs_speedtest_vs_iperf3() -> None:
+@pytest.mark.parametrize("name", list(LINKS))
+def test_bench_http_vs_speedtest_vs_iperf3(name: str) -> None:
     print()
-    for name, (profile, reps) in LINKS.items():
-        rows: dict[str, list[dict[str, Any]]] = {"iperf3": [], "http": [], "http span 1 s": [], "speedtest-cli": []}
-        with Testbed(profile) as tb:
-            srv = start_speed_server(tb)
-            for _ in range(reps):
-                rows["iperf3"].append(iperf3(tb))
-                rows["http"].append(netprobe(tb, srv.url))
-                rows["http span 1 s"].append(netprobe(tb, srv.url, "stable_span=1.0"))
-                rows["speedtest-cli"].append(netprobe(tb, srv.url, 'backend="speedtest"'))
-        truth_down = statistics.median(r["down"] for r in rows["iperf3"])
-        truth_up = statistics.median(r["up"] for r in rows["iperf3"])
-        st_wire = statistics.median(r["wire"] for r in rows["speedtest-cli"])
-        print(f"{name}: median of {reps}; iperf3 {truth_down:.2f} down / {truth_up:.2f} up Mbit/s")
-        print(f"  {'backend':<14} {'down':>6} {'err':>7} {'up':>6} {'err':>7} {'wire MB':>8} {'vs st-cli':>9}  "
-              f"{'secs':>5}  stop / per-run errors down, up")  # fmt: skip
-        for backend, runs in rows.items():
-            down = statistics.median(r["down"] for r in runs)
-            up = statistics.median(r["up"] for r in runs)
-            wire = statistics.median(r["wire"] for r in runs)
-            secs = statistics.median(r.get("secs", 20.0) for r in runs)
-            errs = ", ".join(
-                f"{(r['down'] / truth_down - 1) * 100:+.1f}/{(r['up'] / truth_up - 1) * 100:+.1f}" for r in runs
-            )
-            stops = ",".join(str(r.get("stop", "-")) for r in runs)
-            print(f"  {backend:<14} {down:6.2f} {(down / truth_down - 1) * 100:+6.1f}% {up:6.2f} "
-                  f"{(up / truth_up - 1) * 100:+6.1f}% {wire / 1e6:8.1f} {wire / st_wire * 100:8.0f}%  {secs:5.1f}  "
-                  f"{stops} / {errs}")  # fmt: skip
+    profile, reps = LINKS[name]
+    rows: dict[str, list[dict[str, Any]]] = {"iperf3": [], "http": [], "http span 1 s": [], "speedtest-cli": []}
+    with Testbed(profile) as tb:
+        srv = start_speed_server(tb)
+        for _ in range(reps):
+            rows["iperf3"].append(iperf3(tb))
+            rows["http"].append(netprobe(tb, srv.url))
+            rows["http span 1 s"].append(netprobe(tb, srv.url, "stable_span=1.0"))
+            rows["speedtest-cli"].append(netprobe(tb, srv.url, 'backend="speedtest"'))
+    truth_down = statistics.median(r["down"] for r in rows["iperf3"])
+    truth_up = statistics.median(r["up"] for r in rows["iperf3"])
+    st_wire = statistics.median(r["wire"] for r in rows["speedtest-cli"])
+    print(f"{name}: median of {reps}; iperf3 {truth_down:.2f} down / {truth_up:.2f} up Mbit/s")
+    print(f"  {'backend':<14} {'down':>6} {'err':>7} {'up':>6} {'err':>7} {'wire MB':>8} {'vs st-cli':>9}  "
+          f"{'secs':>5}  stop / per-run errors down, up")  # fmt: skip
+    for backend, runs in rows.items():
+        down = statistics.median(r["down"] for r in runs)
+        up = statistics.median(r["up"] for r in runs)
+        wire = statistics.median(r["wire"] for r in runs)
+        secs = statistics.median(r.get("secs", 20.0) for r in runs)
+        errs = ", ".join(
+            f"{(r['down'] / truth_down - 1) * 100:+.1f}/{(r['up'] / truth_up - 1) * 100:+.1f}" for r in runs
+        )
+        stops = ",".join(str(r.get("stop", "-")) for r in runs)
+        print(f"  {backend:<14} {down:6.2f} {(down / truth_down - 1) * 100:+6.1f}% {up:6.2f} "
+              f"{(up / truth_up - 1) * 100:+6.1f}% {wire / 1e6:8.1f} {wire / st_wire * 100:8.0f}%  {secs:5.1f}  "
+              f"{stops} / {errs}")  # fmt: skip
