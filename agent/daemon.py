@@ -216,6 +216,7 @@ class Daemon:
                 if old_publisher is not None:
                     await asyncio.get_running_loop().run_in_executor(None, old_publisher.stop, 2.0)
                 self._start_publisher()
+            self.scheduler.splay, self.scheduler.jitter = new.daemon.splay, new.daemon.jitter
             await self.scheduler.replace(scheduled_targets(new))
             log.info("config reloaded from %s (%s): %d targets", new.source, new.digest, len(self.scheduler.targets))
             self.notifier.status(self.status_line())
