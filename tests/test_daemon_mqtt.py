@@ -320,3 +320,21 @@ def test_a_full_spool_drops_the_oldest_and_the_status_counts_them(
     # The oldest went; what is left arrives in order with no gap inside it.
     assert got[0] == status["dropped"] + 1 and got == list(range(got[0], got[0] + len(got)))
     assert reported(agent.stderr(), "spool full") == 1
+
+
+def test_replay_is_paced_by_replay_rate(broker, subscriber, tmp_path):
+    from agent.config import parse_config
+    from agent.publish.mqtt import Publisher, PublisherSettings
+    from agent.publish.spool import spool_path
+
+    took = {}
+    for rate in (0.0, 50.0):
+        state = tmp_path / f"state-{rate:g}"
+        prefill_spool(state, 100)
+        mqtt = parse_config({"mqtt": {"broker": broker.url, "replay_rate": rate}}).mqtt
+        settings = PublisherSettings(mqtt=mqtt, node=NODE, site={}, announce=False, client_id=f"pace-{rate:g}")
+        started = time.monotonic()
+        assert Publisher(settings, spool_path(str(state)), 1000, 10**8).drain(20)
+        took[rate] = time.monotonic() - started
+    assert took[50.0] >= 1.6, took  # 100 readings at 50/s: about 2 s
+    assert took[0.0] < took[50.0] / 2
