@@ -105,7 +105,8 @@ def test_latency_under_load_on_a_deep_queue_is_graded_worse_than_on_a_short_one(
     up = Direction(delay_ms=20, rate_mbit=10)
     tb = testbed("fiber", down=Direction(delay_ms=20, rate_mbit=2, queue_ms=800), up=up)
     srv = start_speed_server(tb)
-    options = ("upload=false", "max_seconds=4")
+    # Past the first seconds after slow start, when a short queue still drops heavily.
+    options = ("upload=false", "max_seconds=5", "stable_pct=0.5")
     bloated = probe(tb, srv.url, *options)["fields"]
     tb.set_profile(dataclasses.replace(tb.profile, down=Direction(delay_ms=20, rate_mbit=2, queue_ms=15)))
     short = probe(tb, srv.url, *options)["fields"]

@@ -16,6 +16,7 @@ from agent.stats import percentile
 # (grade, increase below this many ms): Waveform's bufferbloat scale.
 GRADES: tuple[tuple[str, float], ...] = (("A+", 5.0), ("A", 30.0), ("B", 60.0), ("C", 200.0), ("D", 400.0))
 WORST = "F"
+LOADED_PERCENTILE = 25.0
 
 
 def median_ms(samples: Sequence[float]) -> Optional[float]:
@@ -26,14 +27,14 @@ def under_load_ms(samples: Sequence[float]) -> Optional[float]:
     """The lower quartile of the pings during a transfer.
 
     The pings ride TCP: one whose answer a full queue dropped waits for a
-    retransmission (200 ms or more) and tells of loss, not of the queue. Up to
-    a quarter of such pings leave this figure alone; a standing queue delays
-    every ping, so it still shows in full.
+    retransmission (200 ms or more) and tells of loss, not of the queue. Up to a
+    quarter of such pings leave this figure alone; a standing queue delays every
+    ping, so it still shows in full. Right after slow start a short queue drops
+    so much that a test of 2-3 s can still read high there (see the README).
     """
     if not samples:
         return None
-    ordered = sorted(samples)
-    return round(percentile(ordered, 25.0), 3)
+    return round(percentile(sorted(samples), LOADED_PERCENTILE), 3)
 
 
 def grade(increase_ms: Optional[float]) -> Optional[str]:

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 from agent.probes.base import BAD_TARGET, HTTP_ERROR, ProbeFailure
+from agent.throughput import tcpinfo
 from agent.throughput.estimator import BYTE_CAP, SERVER_END, Allowance, RateEstimator, StopRules
 from agent.throughput.httpconn import Connection, expect_ok
 from agent.throughput.result import Phase
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 MIB = 1 << 20
 SAMPLE_S = 0.1
 MAX_CHUNKS_PER_REQUEST = 16
+PIPELINE = 2  # requests in flight per stream
 IDLE_PINGS = 5
 PATH_STYLES = ("", "/backend")  # base/garbage ..., base/backend/garbage.php ...
 
@@ -209,43 +211,60 @@ class Client:
             await asyncio.sleep(self.s.ping_interval_s)
 
     async def download(self, s: Stream, allowance: Allowance) -> None:
-        want = 1
+        """Requests are pipelined two deep: a stream never idles between responses, which on a
+        600 ms path would cost an RTT and, after the idle, slow start all over again."""
+        want, pending = 1, 0
         while True:
-            n = allowance.take(want)
-            if n == 0:
-                return
-            if not s.conn.reusable:
-                s.retire(await self.connect())
-            s.conn.send_head("GET", self.ep.path("garbage", f"ckSize={n}&r={time.monotonic_ns()}"), token=self.s.token)
+            while pending < PIPELINE and s.conn.reusable:
+                n = allowance.take(want)
+                if n == 0:
+                    break
+                query = f"ckSize={n}&r={time.monotonic_ns()}"
+                s.conn.send_head("GET", self.ep.path("garbage", query), token=self.s.token)
+                pending += 1
+                want = min(want * 2, MAX_CHUNKS_PER_REQUEST)
+            if pending == 0:
+                if s.conn.reusable or allowance.exhausted:
+                    return
+                s.retire(await self.connect())  # the server closed after a response: go on anew
+                continue
             status, headers = await s.conn.read_head(self.s.timeout)
             expect_ok(status, f"download from {self.ep}")
             await s.conn.read_body(headers, self.s.timeout, s.count)
-            want = min(want * 2, MAX_CHUNKS_PER_REQUEST)
+            pending -= 1
+            if not s.conn.reusable:
+                pending = 0  # requests behind a "Connection: close" are never answered
 
     async def upload(self, s: Stream, allowance: Allowance) -> None:
-        from agent.throughput import tcpinfo
-
+        """POSTs go back to back; each answer is read once the next body is on its way."""
         tcpinfo.limit_unsent(s.conn.sock)
-        want = MIB
+        want, pending = MIB, 0
         while True:
-            n = allowance.take_bytes(want)
-            if n == 0:
-                return
-            if not s.conn.reusable:
+            n = allowance.take_bytes(want) if s.conn.reusable else 0
+            if n:
+                path = self.ep.path("empty", f"r={time.monotonic_ns()}")
+                s.conn.send_head("POST", path, length=n, token=self.s.token)
+                left = n
+                while left > 0:
+                    piece = self.pool[: min(left, MIB)]
+                    s.conn.writer.write(piece)
+                    s.count(len(piece))
+                    left -= len(piece)
+                    await asyncio.wait_for(s.conn.writer.drain(), self.s.timeout)
+                pending += 1
+                want = min(want * 2, MAX_CHUNKS_PER_REQUEST * MIB)
+            if pending and (pending >= PIPELINE or not n):
+                status, headers = await s.conn.read_head(self.s.timeout)
+                expect_ok(status, f"upload to {self.ep}")
+                await s.conn.read_body(headers, self.s.timeout, lambda _n: None)
+                pending -= 1
+                if not s.conn.reusable:
+                    pending = 0
+            if not n and not pending:
+                if s.conn.reusable or allowance.exhausted:
+                    return
                 s.retire(await self.connect())
                 tcpinfo.limit_unsent(s.conn.sock)
-            s.conn.send_head("POST", self.ep.path("empty", f"r={time.monotonic_ns()}"), length=n, token=self.s.token)
-            left = n
-            while left > 0:
-                piece = self.pool[: min(left, MIB)]
-                s.conn.writer.write(piece)
-                s.count(len(piece))
-                left -= len(piece)
-                await asyncio.wait_for(s.conn.writer.drain(), self.s.timeout)
-            status, headers = await s.conn.read_head(self.s.timeout)
-            expect_ok(status, f"upload to {self.ep}")
-            await s.conn.read_body(headers, self.s.timeout, lambda _n: None)
-            want = min(want * 2, MAX_CHUNKS_PER_REQUEST * MIB)
 
 
 def loaded(rtts: list[tuple[float, float]], warmup_s: Optional[float]) -> list[float]:
