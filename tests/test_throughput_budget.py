@@ -96,3 +96,14 @@ def test_a_token_protected_server_is_reached_with_the_token_and_refused_without(
     )
     assert with_token.ok and with_token.fields["stop_reason"] == "byte_cap"
     assert "tok-123" not in with_token.to_json()
+
+
+def test_an_unwritable_state_directory_keeps_the_measurement_and_says_why(speed_server, tmp_path):
+    srv = speed_server()
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    cfg = parse_config({"node": {"state_dir": str(not_a_dir)}, "throughput": {"enabled": True}})
+    ctx = ProbeContext(state_dir=str(not_a_dir), config=cfg)
+    reading = asyncio.run(run_target(adhoc_target("throughput", srv.url, None, max_mb=1.0), identity_of(cfg), ctx))
+    assert reading.ok and reading.fields["download_mbps"] > 0
+    assert reading.fields["ledger_error"] == "File exists"  # makedirs on a file

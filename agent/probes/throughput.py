@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import random
 import time
 from typing import Any, Callable, Optional
 
 from agent.probes.base import SKIPPED, FieldValue, Outcome, Probe, ProbeContext, ProbeFailure
 from agent.schema import setting
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 60.0
 STALL_TIMEOUT_S = 10.0
@@ -130,8 +133,12 @@ async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) 
         return Outcome.failed(exc.code, exc.message, **labels)
     if ledger is not None:
         used = int(fields.get("bytes_used") or 0)
-        state = ledger.update(lambda s: b.record(s, used, today, rules.reset_day if rules else 1))
-        fields.update(budget_fields(state))
+        try:
+            state = ledger.update(lambda s: b.record(s, used, today, rules.reset_day if rules else 1))
+            fields.update(budget_fields(state))
+        except OSError as exc:  # e.g. a technician without write access to the state directory
+            log.warning("cannot record %d bytes in the throughput ledger %s: %s", used, ledger.path, exc)
+            fields["ledger_error"] = str(exc.strerror or exc)
     return Outcome(ok=True, fields=fields)
 
 
