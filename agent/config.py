@@ -227,6 +227,8 @@ DEFAULT_TARGETS: tuple[dict[str, Any], ...] = (
     {"kind": "dns", "target": "google.com", "name": "dns-system", "server": "system"},
     {"kind": "dns", "target": "google.com", "name": "dns-public", "server": "8.8.8.8"},
     {"kind": "http", "target": "https://www.google.com/generate_204", "name": "web"},
+    # The regency's question "fiber or satellite?": a link-type look every few hours.
+    {"kind": "link", "target": "1.1.1.1", "name": "link"},
 )
 
 

@@ -2,7 +2,8 @@
 
 The default schedule (config.DEFAULT_TARGETS: 3 icmp + 1 tcp every 60 s, 2 dns + 1 http every
 300 s, host health every 300 s, splay 60 s, jitter 10 %) with every target moved to loopback
-peers, publishing to a local Mosquitto. Samples VmRSS and utime+stime from /proc every 10 s.
+peers, publishing to a local Mosquitto. The default `link` target (every 4 h) is left out: its
+look would ask the Starlink dish address, which is not loopback. Samples VmRSS and utime+stime from /proc every 10 s.
 
 NETPROBE_BENCH_MINUTES sets the length (default 10). Targets: RSS <= 35 MB, CPU <= 1 % of a core.
 """
