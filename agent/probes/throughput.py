@@ -45,7 +45,7 @@ class Options:
     max_mb: float = setting(20.0, min=0.0, help="byte cap per test, MB (http); 0 = none")
     upload: bool = setting(True, help="measure the upload too")
     stable_pct: float = setting(3.0, above=0.0, max=50.0, help="stop when the estimate moves less than this...")
-    stable_span: float = setting(1.0, above=0.0, max=10.0, help="...over this many seconds")
+    stable_span: float = setting(1.5, above=0.0, max=10.0, help="...over this many seconds")
     token: str = setting("", help="shared token of a speed-server that asks for one (never logged)")
     verify_tls: bool = setting(True, help="verify the server certificate (https)")
     ca_file: str = setting("", help="extra CA bundle (PEM) to trust")

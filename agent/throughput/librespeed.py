@@ -48,7 +48,7 @@ class Settings:
     upload: bool = True
     upload_share: float = 0.3  # of the byte cap kept back for the upload
     stable_pct: float = 3.0
-    stable_span_s: float = 1.0
+    stable_span_s: float = 1.5
     token: str = ""
     verify_tls: bool = True
     ca_file: str = ""

@@ -66,13 +66,13 @@ def netprobe(tb: Testbed, url: str, *options: str) -> dict[str, Any]:
 def test_bench_http_vs_speedtest_vs_iperf3(name: str) -> None:
     print()
     profile, reps = LINKS[name]
-    rows: dict[str, list[dict[str, Any]]] = {"iperf3": [], "http": [], "http span 1.5 s": [], "speedtest-cli": []}
+    rows: dict[str, list[dict[str, Any]]] = {"iperf3": [], "http": [], "http span 1 s": [], "speedtest-cli": []}
     with Testbed(profile) as tb:
         srv = start_speed_server(tb)
         for _ in range(reps):
             rows["iperf3"].append(iperf3(tb))
             rows["http"].append(netprobe(tb, srv.url))
-            rows["http span 1.5 s"].append(netprobe(tb, srv.url, "stable_span=1.5"))
+            rows["http span 1 s"].append(netprobe(tb, srv.url, "stable_span=1.0"))
             rows["speedtest-cli"].append(netprobe(tb, srv.url, 'backend="speedtest"'))
     truth_down = statistics.median(r["down"] for r in rows["iperf3"])
     truth_up = statistics.median(r["up"] for r in rows["iperf3"])
