@@ -10,6 +10,7 @@ what it can and exits within 5 s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -153,6 +154,10 @@ class Daemon:
         log.info("stopping")
         self.notifier.stopping()
         supervisor.cancel()
+        # A reload in progress could start a publisher or read the spool after we close it:
+        # let it finish (it gives up its publisher within 2 s), but never past the stop budget.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._reload_lock.acquire(), max(0.1, deadline - time.monotonic() - 2.0))
         await self.scheduler.stop()
         if self.publisher is not None:
             self.publisher.stop(max(0.5, deadline - time.monotonic()))

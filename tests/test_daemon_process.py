@@ -210,3 +210,26 @@ def test_the_watchdog_is_not_petted_once_a_scheduler_task_has_died(tcp_listener,
     assert healthy.count("WATCHDOG=1") >= 3
     assert "WATCHDOG=1" not in sick and any(line.startswith("STATUS=") for line in sick)
     assert "not petting the systemd watchdog" in caplog.text
+
+
+def test_sigterm_during_a_reload_that_swaps_the_publisher_exits_cleanly(agentd, broker, tcp_listener, tmp_path):
+    """The stop path waits for a reload in flight, so no publisher starts after the spool closes."""
+    state = tmp_path / "state"
+    agent = agentd(agent_toml(state, tcp=tcp_listener.address, broker=broker.url))
+    assert agent.wait_stderr("running as", 10), agent.stderr()
+    # A frozen broker never acknowledges: the old publisher spends its 2 s trying to flush, so
+    # the reload (which swaps publishers for the new broker URL) is still in flight at SIGTERM.
+    broker.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(0.6)  # a few readings wait for PUBACK
+        agent.config_path.write_text(agent_toml(state, tcp=tcp_listener.address, broker=f"mqtt://127.0.0.1:{free_port()}"))
+        agent.signal(signal.SIGHUP)
+        time.sleep(0.3)  # the reload is now waiting for the old publisher
+        agent.signal(signal.SIGTERM)
+    finally:
+        broker.proc.send_signal(signal.SIGCONT)
+    started = time.monotonic()
+    assert agent.proc.wait(timeout=10) == 0
+    assert time.monotonic() - started < 5.0
+    err = agent.stderr()
+    assert "Traceback" not in err and "closed database" not in err, err
