@@ -198,6 +198,11 @@ def test_iperf3_without_a_server_is_a_refused_error_not_a_traceback():
     assert info.value.code == PROTOCOL_ERROR
 
 
+def test_throughput_is_a_heavy_probe_with_its_own_schedule():
+    assert probe.PROBE.heavy is True  # the scheduler's heavy lock: never beside another heavy probe
+    assert probe.PROBE.next_interval is probe.next_interval
+
+
 def test_schedule_gaps_are_exponential_with_clamps():
     opts = probe.Options(mean_interval=6 * 3600, min_interval=3600, max_interval=24 * 3600)
     rng = random.Random(5)
