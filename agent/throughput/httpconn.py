@@ -22,6 +22,7 @@ from agent.probes.base import (
     UNREACHABLE,
     ProbeFailure,
 )
+from agent.probes.http import parse_status
 from agent.throughput import tcpinfo
 
 READ_SIZE = 256 * 1024
@@ -87,18 +88,10 @@ class Connection:
             raise ProbeFailure(PROTOCOL_ERROR, "the server closed the connection without answering") from None
         except asyncio.LimitOverrunError:
             raise ProbeFailure(PROTOCOL_ERROR, "response head too large") from None
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise ProbeFailure(PROTOCOL_ERROR, f"not an HTTP response: {lines[0][:60]!r}")
-        headers = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
+        status, headers = parse_status(head)
         if headers.get("connection", "").lower() == "close":
             self.reusable = False
-        return int(parts[1]), headers
+        return status, headers
 
     async def read_body(self, headers: dict[str, str], timeout: float, on_bytes: Callable[[int], None]) -> None:
         """Read and discard the body, reporting its size as it arrives."""
