@@ -95,3 +95,12 @@ def test_reply_to_an_unknown_sequence_is_ignored() -> None:
     tally.sent(0, 100.0)
     tally.replied(7, 100.1)
     assert tally.samples() == [None] and tally.duplicates == 0 and tally.late == 0
+
+
+@given(st.binary(max_size=200), st.sampled_from([2, 10]), st.booleans())
+def test_any_packet_on_the_icmp_socket_is_parsed_or_ignored_never_raises(packet: bytes, family: int, raw: bool) -> None:
+    """Whatever arrives on a raw socket (other hosts' ICMP, truncated errors) must not end a run."""
+    from agent.probes.icmp import parse_reply
+
+    parsed = parse_reply(packet, family, raw)
+    assert parsed is None or (len(parsed) == 3 and all(0 <= v <= 0xFFFF for v in parsed))
