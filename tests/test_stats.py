@@ -104,3 +104,14 @@ def test_any_packet_on_the_icmp_socket_is_parsed_or_ignored_never_raises(packet:
 
     parsed = parse_reply(packet, family, raw)
     assert parsed is None or (len(parsed) == 3 and all(0 <= v <= 0xFFFF for v in parsed))
+
+
+def test_a_run_is_complete_only_once_every_request_it_will_send_is_answered() -> None:
+    tally = EchoTally(timeout_s=1.0, expected=3)
+    tally.sent(0, 100.0)
+    tally.replied(0, 100.01)
+    assert not tally.complete()  # two requests are still to be sent
+    for seq in (1, 2):
+        tally.sent(seq, 100.0 + seq)
+        tally.replied(seq, 100.01 + seq)
+    assert tally.complete()

@@ -59,8 +59,9 @@ class EchoTally:
     neither changes the RTT statistics or the loss.
     """
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, expected: Optional[int] = None) -> None:
         self.timeout_s = timeout_s
+        self.expected = expected  # requests the run will send; None: whatever was sent so far
         self.sent_at: dict[int, float] = {}
         self.rtt_ms: dict[int, float] = {}
         self.duplicates = 0
@@ -82,7 +83,8 @@ class EchoTally:
             self.rtt_ms[seq] = max(0.0, (at - start) * 1000.0)
 
     def complete(self) -> bool:
-        return len(self.rtt_ms) == len(self.sent_at)
+        """Every request answered: those still to be sent count too, so a run never ends early."""
+        return len(self.rtt_ms) == (len(self.sent_at) if self.expected is None else self.expected)
 
     def samples(self) -> list[Optional[float]]:
         return [self.rtt_ms.get(seq) for seq in sorted(self.sent_at)]
@@ -205,7 +207,7 @@ async def ping(
     address, family = await netinfo.resolve(host, timeout)
     icmp_sock, mode_used = open_socket(family, mode)
     loop = asyncio.get_running_loop()
-    tally = EchoTally(timeout)
+    tally = EchoTally(timeout, expected=count)
     exchange = Exchange(icmp_sock, address, family, mode_used == "raw", tally)
     ident = random.randint(1, 0xFFFF)
     send_error: Optional[str] = None
@@ -228,10 +230,8 @@ async def ping(
         if send_error and not tally.rtt_ms and exchange.echo_id is None:
             reason = "this host has no IPv6 route" if family == socket.AF_INET6 else send_error
             raise ProbeFailure(UNREACHABLE, f"cannot send to {address}: {reason}")
-        if not tally.complete():  # `done` may be stale: set while the last requests were still unsent
-            exchange.done.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(exchange.done.wait(), timeout)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(exchange.done.wait(), timeout)
     finally:
         loop.remove_reader(exchange.fd_sock.fileno())
         icmp_sock.close()
