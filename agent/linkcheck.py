@@ -16,7 +16,7 @@ from agent.config import Config
 from agent.probes.base import TIMEOUT, Outcome, ProbeFailure
 from agent.readings import Reading, make_reading
 from agent.runner import identity_of
-from agent.verdicts import FAIL, OK, SKIP, Check
+from agent.verdicts import FAIL, OK, SKIP, Check, role_of
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def time_spent(readings: list[Reading]) -> float:
 def reference_target(cfg: Config) -> str:
     """The first configured public ICMP target (it is where the trace points)."""
     for t in cfg.targets:
-        if t.kind == "icmp" and t.target != "gateway" and t.role in ("", "internet"):
+        if t.kind == "icmp" and role_of(t.kind, t.target, t.options, t.role) == "internet":
             return t.target
     return "1.1.1.1"
 
