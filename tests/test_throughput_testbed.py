@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tests.fixtures.throughput import IPERF_PORT, start_speed_server
+from tests.fixtures.throughput import IPERF_PORT, server_wire_bytes, start_speed_server
 from tests.helpers import requires_tool
 from tests.testbed import Direction
 
@@ -40,11 +40,6 @@ def iperf3_mbps(tb, reverse: bool) -> float:
     out = tb.exec(tb.node_ns, [*argv, *(["-R"] if reverse else [])], timeout=30).stdout
     return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e6
 
-
-def server_wire_bytes(tb) -> int:
-    """Bytes the server's interface sent and received (IP and Ethernet headers included)."""
-    link = json.loads(tb.exec(tb.server_ns, ["ip", "-s", "-j", "link", "show", "eth0"]).stdout)[0]
-    return int(link["stats64"]["rx"]["bytes"]) + int(link["stats64"]["tx"]["bytes"])
 
 
 def test_http_backend_is_within_5pct_of_iperf3_both_directions(testbed):

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures import testbed as testbed_fixture
-from tests.fixtures.throughput import IPERF_PORT, start_speed_server
+from tests.fixtures.throughput import IPERF_PORT, server_wire_bytes, start_speed_server
 from tests.testbed import PROFILES, Direction, Testbed
 
 LINKS = {
@@ -32,19 +32,14 @@ LINKS = {
 }
 
 
-def wire_bytes(tb: Testbed) -> int:
-    link = json.loads(tb.exec(tb.server_ns, ["ip", "-s", "-j", "link", "show", "eth0"]).stdout)[0]
-    return int(link["stats64"]["rx"]["bytes"]) + int(link["stats64"]["tx"]["bytes"])
-
-
 def iperf3(tb: Testbed) -> dict[str, Any]:
-    before = wire_bytes(tb)
+    before = server_wire_bytes(tb)
     out = {}
     for key, extra in (("down", ["-R"]), ("up", [])):
         argv = ["iperf3", "-c", tb.server_ip, "-p", str(IPERF_PORT), "-J", "-t", "8", "-O", "2", "-P", "4", *extra]
         data = json.loads(tb.exec(tb.node_ns, argv, timeout=60).stdout)
         out[key] = data["end"]["sum_received"]["bits_per_second"] / 1e6
-    out["wire"] = wire_bytes(tb) - before
+    out["wire"] = server_wire_bytes(tb) - before
     return out
 
 
@@ -52,11 +47,11 @@ def netprobe(tb: Testbed, url: str, *options: str) -> dict[str, Any]:
     argv = ["probe", "throughput", url]
     for o in options:
         argv += ["-o", o]
-    before = wire_bytes(tb)
+    before = server_wire_bytes(tb)
     reading = tb.agent_json(argv, timeout=180)
     assert reading["ok"], reading["error"]
     f = reading["fields"]
-    return {"down": f["download_mbps"], "up": f["upload_mbps"], "wire": wire_bytes(tb) - before,
+    return {"down": f["download_mbps"], "up": f["upload_mbps"], "wire": server_wire_bytes(tb) - before,
             "reported": f["bytes_used"], "secs": f["duration_s"], "stop": f["stop_reason"]}  # fmt: skip
 
 
