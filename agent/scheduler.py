@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Callable, Optional
 
@@ -98,8 +97,6 @@ class Scheduler:
         self.probe_of = probe_of
         self.gate: Optional[HeavyGate] = None
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.runs = 0
-        self.last_progress = time.monotonic()
 
     def start(self) -> None:
         """Start one task per target; call inside the running loop."""
@@ -145,7 +142,5 @@ class Scheduler:
                 raise
             except Exception:  # a sink error must not end this target's schedule
                 log.exception("running %s failed", target.label)
-            self.runs += 1
-            self.last_progress = time.monotonic()
             # Late runs are not made up in a burst: the next one is one gap after this one began.
             next_at = max(started + self.gap(target, probe), loop.time())
