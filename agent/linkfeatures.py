@@ -121,20 +121,6 @@ def spread(series: Sequence[Sample], minimum: Optional[float] = None) -> Optiona
     )
 
 
-def loss_runs(series: Sequence[Sample]) -> list[int]:
-    """Lengths of the runs of consecutive losses."""
-    runs, run = [], 0
-    for s in series:
-        if s.rtt_ms is None:
-            run += 1
-        elif run:
-            runs.append(run)
-            run = 0
-    if run:
-        runs.append(run)
-    return runs
-
-
 def _median_between(times: list[float], values: list[float], lo: float, hi: float) -> Optional[float]:
     i, j = bisect.bisect_left(times, lo), bisect.bisect_right(times, hi)
     if j - i < 2:

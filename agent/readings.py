@@ -69,9 +69,6 @@ class Reading:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
-    def with_seq(self, seq: int) -> Reading:
-        return dataclasses.replace(self, seq=seq)
-
 
 def make_reading(
     identity: Identity,

@@ -35,8 +35,6 @@ from agent.probes.base import (
 )
 from agent.schema import setting
 
-MAX_HEADER_BYTES = 64 * 1024
-
 
 @dataclasses.dataclass(frozen=True)
 class Options:
