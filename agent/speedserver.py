@@ -343,6 +343,8 @@ async def serve_forever(server: SpeedServer, host: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.close()
+    # What an operator of a public instance wants to know when it stops: was it abused?
+    print("netprobe speed-server stopped: " + " ".join(f"{k}={v}" for k, v in dataclasses.asdict(server.stats).items()))
 
 
 def main(args: argparse.Namespace) -> int:

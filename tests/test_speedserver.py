@@ -70,6 +70,9 @@ def test_clients_beyond_the_limit_get_503(speed_server):
             s.close()
     time.sleep(0.3)
     assert get(srv, "GET", "/empty")[0].status == 200  # the slots are free again
+    srv.proc.terminate()
+    out, _ = srv.proc.communicate(timeout=5)
+    assert "refused_busy=1 " in out  # the refusal is counted and reported on stop
 
 
 def test_oversized_requests_are_refused_without_reading_them(speed_server):
