@@ -114,8 +114,6 @@ class Publisher:
         self.status_topic = naming.status_topic(self.cfg.topic, settings.node, settings.site)
         self.backoff = Backoff(self.cfg.reconnect_min, self.cfg.reconnect_max)
         self.connected = False
-        self.attempts = 0
-        self.delivered = 0
         self.crashed = False
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -165,7 +163,6 @@ class Publisher:
         spool = Spool(self.spool_file, *self.limits, durable=False)
         try:
             while not self._stop.is_set():
-                self.attempts += 1
                 self._session(spool)
                 self.connected = False
                 if self._stop.is_set():
@@ -299,7 +296,6 @@ class Publisher:
             rc = client.loop(IDLE_LOOP_S if not s.more or len(s.inflight) >= self.cfg.max_inflight else 0.01)
             if s.acked:
                 spool.delete(s.acked)
-                self.delivered += len(s.acked)
                 s.acked = []
             if rc != 0:
                 self._report(
