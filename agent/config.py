@@ -18,6 +18,7 @@ import socket
 import sys
 from typing import Any, Optional
 
+from agent.publish.naming import DEFAULT_TOPIC, check_broker, check_template
 from agent.schema import ConfigError, Problem, build, describe, field_names, internal, setting
 
 __all__ = ["Config", "ConfigError", "TargetConfig", "load_config", "parse_config"]
@@ -87,18 +88,6 @@ class TargetConfig:
         return self.name or f"{self.kind}:{self.target}"
 
 
-def check_broker(value: str) -> Optional[str]:
-    from agent.publish.naming import check_broker
-
-    return check_broker(value)
-
-
-def check_topic(value: str) -> Optional[str]:
-    from agent.publish.naming import check_template
-
-    return check_template(value)
-
-
 @dataclasses.dataclass(frozen=True)
 class MqttConfig:
     broker: str = setting(
@@ -108,7 +97,7 @@ class MqttConfig:
     keepalive: int = setting(60, min=5, max=3600, help="seconds")
     qos: int = setting(1, choices=(0, 1), help="1: a reading leaves the spool only on PUBACK")
     persistent_session: bool = setting(True, help="clean_session=false (3.1.1) / session expiry (5)")
-    topic: str = setting("netprobe/{kecamatan}/{desa}/{node}/{measurement}", check=check_topic)
+    topic: str = setting(DEFAULT_TOPIC, check=check_template)
     ca_file: str = setting("", help='CA bundle for mqtts://; "" = the system CA store')
     cert_file: str = setting("", help="client certificate (mTLS)")
     key_file: str = setting("", help="client key (mTLS)")
