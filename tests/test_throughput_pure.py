@@ -256,10 +256,3 @@ def test_discovering_the_throughput_probe_loads_no_backend():
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
-
-def test_a_minimum_warm_up_holds_the_measurement_back():
-    steady = [(i * 0.1, int(i * 0.1 * 1e6)) for i in range(1, 60)]
-    est = RateEstimator(StopRules(min_warmup_s=1.5))
-    feed(est, steady)
-    assert est.warmup_s is not None and est.warmup_s >= 1.5
-    assert RateEstimator(StopRules()).warmup_s is None

@@ -25,7 +25,6 @@ class StopRules:
     growth: float = 0.10  # warm-up lasts while each window is this much faster than the one before
     stable_pct: float = 3.0  # the estimate moved less than this over the last span...
     span_s: float = 1.0  # ...seconds (at least two RTTs)
-    min_warmup_s: float = 0.0  # never measure before this (the upload: see UPLOAD_MIN_WARMUP_S)
     max_warmup_s: float = 4.0  # a link that keeps speeding up is measured from here on
     time_cap_s: float = 10.0
 
@@ -98,7 +97,7 @@ class RateEstimator:
         w = self.rules.window_s
         if t >= self.rules.max_warmup_s:
             return True
-        if t < max(2 * w, self.rules.min_warmup_s):
+        if t < 2 * w:
             return False
         recent = self.bytes_at(t) - self.bytes_at(t - w)
         before = self.bytes_at(t - w) - self.bytes_at(t - 2 * w)

@@ -61,7 +61,7 @@ class Connection:
     def sock(self) -> Optional[socket.socket]:
         return self.writer.get_extra_info("socket")
 
-    def counters(self) -> Optional[tuple[int, int]]:
+    def counters(self) -> Optional[tcpinfo.Counts]:
         return tcpinfo.counters(self.sock)
 
     def send_head(self, method: str, path: str, length: Optional[int] = None, token: str = "") -> None:

@@ -2,8 +2,8 @@
 
 Several streams download `/garbage?ckSize=N` and upload to `/empty` while a
 separate connection pings `/empty`, first idle and then under load. Goodput is
-read from the kernel's TCP counters every SAMPLE_S and handed to the
-estimator, which drops the slow-start warm-up and says when to stop. Requests
+read from the kernel's TCP counters every SAMPLE_S (data held out of order
+included: see tcpinfo) and handed to the estimator, which drops the slow-start warm-up and says when to stop. Requests
 are sized from an Allowance, so the byte cap holds by construction.
 """
 
@@ -30,10 +30,6 @@ MIB = 1 << 20
 SAMPLE_S = 0.1
 MAX_CHUNKS_PER_REQUEST = 16
 PIPELINE = 2  # requests in flight per stream
-# The acked rate overshoots the link for a second after an upload's slow start (ACKs held up
-# during the ramp arrive together): as iperf3 users do with -O, the upload is measured from here.
-# It is the cheap direction, so the wait costs little.
-UPLOAD_MIN_WARMUP_S = 1.5
 IDLE_PINGS = 5
 PATH_STYLES = ("", "/backend")  # base/garbage ..., base/backend/garbage.php ...
 
@@ -145,15 +141,14 @@ class Client:
         reserve = int(cap * self.s.upload_share) if cap is not None and self.s.upload else 0
         down_allow = Allowance(None if cap is None else cap - reserve, MIB)
         counters = conn.counters()
-        self.extra_bytes += sum(counters) if counters else 0
+        self.extra_bytes += counters.moved if counters else 0
         conn.close()
         down = await self.phase("download", down_allow, rules, idle_ms)
         up = None
         if self.s.upload:
             up_allow = Allowance(None if cap is None else max(0, cap - down.bytes_moved), MIB)
             if cap is None or up_allow.cap:
-                up_rules = dataclasses.replace(rules, min_warmup_s=UPLOAD_MIN_WARMUP_S)
-                up = await self.phase("upload", up_allow, up_rules, idle_ms)
+                up = await self.phase("upload", up_allow, rules, idle_ms)
             else:
                 up = Phase(None, 0, 0.0, 0, BYTE_CAP)
         return down, up, idle
@@ -205,7 +200,7 @@ class Client:
                 s.conn.close(abort=True)
             await asyncio.gather(pinger, *tasks, return_exceptions=True)
             counters = ping_conn.counters()
-            self.extra_bytes += sum(counters) if counters else 0
+            self.extra_bytes += counters.moved if counters else 0
             ping_conn.close(abort=True)
 
     async def ping_loop(self, conn: Connection, rtts: list[tuple[float, float]], t0: float, timeout: float) -> None:
@@ -279,43 +274,47 @@ def loaded(rtts: list[tuple[float, float]], warmup_s: Optional[float]) -> list[f
 
 
 class Stream:
-    """One TCP stream's bytes: the kernel's count where it has one, else what the client read or wrote."""
+    """One TCP stream's bytes: the kernel's counts where it has them, else what the client read or wrote."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.app_bytes = 0
-        self.retired_acked = 0
-        self.retired_received = 0
-        self.last: tuple[int, int] = (0, 0)
+        self.arrivals = tcpinfo.Arrivals()
+        self.retired = tcpinfo.Counts(0, 0, 0, 0)  # earlier connections of this stream
+        self.retired_arrived = 0
+        self.last = tcpinfo.Counts(0, 0, 0, 0)
 
     def count(self, n: int) -> None:
         self.app_bytes += n
 
-    def _kernel(self) -> Optional[tuple[int, int]]:
+    def _kernel(self) -> Optional[tcpinfo.Counts]:
         c = self.conn.counters()
         if c is not None:
             self.last = c
         return c
 
     def goodput(self, direction: str) -> int:
+        """Bytes for the rate: what reached the far end, in order or not."""
         c = self._kernel()
         if c is None:
             return self.app_bytes
-        acked, received = c
-        return self.retired_acked + acked if direction == "upload" else self.retired_received + received
+        if direction == "upload":
+            return self.retired.delivered + c.delivered
+        return self.retired_arrived + self.arrivals.bytes(c)
 
     def moved(self) -> int:
         c = self._kernel() or self.last
-        if c == (0, 0) and self.app_bytes:
+        if c.moved == 0 and self.app_bytes:
             return self.app_bytes
-        return self.retired_acked + self.retired_received + c[0] + c[1]
+        return self.retired.moved + c.moved
 
     def retire(self, new: Connection) -> None:
         """The server closed after a response; carry the old connection's counts over."""
         c = self._kernel() or self.last
-        self.retired_acked += c[0]
-        self.retired_received += c[1]
-        self.last = (0, 0)
+        self.retired = tcpinfo.Counts(*(a + b for a, b in zip(self.retired, c)))
+        self.retired_arrived += self.arrivals.bytes(c)
+        self.arrivals = tcpinfo.Arrivals()
+        self.last = tcpinfo.Counts(0, 0, 0, 0)
         self.conn.close()
         self.conn = new
 
