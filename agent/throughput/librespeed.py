@@ -3,8 +3,9 @@
 Several streams download `/garbage?ckSize=N` and upload to `/empty` while a
 separate connection pings `/empty`, first idle and then under load. Goodput is
 read from the kernel's TCP counters every SAMPLE_S (data held out of order
-included: see tcpinfo) and handed to the estimator, which drops the slow-start warm-up and says when to stop. Requests
-are sized from an Allowance, so the byte cap holds by construction.
+included: see tcpinfo) and handed to the estimator, which drops the slow-start
+warm-up and says when to stop. Requests are sized from an Allowance, so the
+byte cap holds by construction.
 """
 
 from __future__ import annotations
