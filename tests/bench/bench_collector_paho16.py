@@ -39,7 +39,9 @@ def drain(python: str, mosquitto: Any, collector_proc: Any, tmp_path: Path) -> t
     return seconds, peak
 
 
-@pytest.mark.skipif(not debian_paho().startswith("1."), reason="needs Debian's python3-paho-mqtt 1.6 in /usr/bin/python3")
+@pytest.mark.skipif(
+    not debian_paho().startswith("1."), reason="needs Debian's python3-paho-mqtt 1.6 in /usr/bin/python3"
+)
 def test_bench_collector_on_paho_1_6(mosquitto: Any, collector_proc: Any, tmp_path: Path) -> None:
     old = [drain(DEBIAN_PYTHON, mosquitto, collector_proc, tmp_path) for _ in range(3)]
     new = [drain(sys.executable, mosquitto, collector_proc, tmp_path) for _ in range(3)]

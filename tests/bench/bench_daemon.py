@@ -76,7 +76,7 @@ def test_bench_daemon_steady_state_rss_and_cpu(
     last_min = [s for s in samples if s[0] >= samples[-1][0] - 60]
     after_1 = [s for s in samples if s[0] >= 60] or samples
     print(f"\n== daemon at the default schedule, {minutes:g} min, {len(readings)} readings published ==")
-    for t, rss, cpu in samples[:: max(1, len(samples) // 12)] + [samples[-1]]:
+    for t, rss, cpu in [*samples[:: max(1, len(samples) // 12)], samples[-1]]:
         print(f"  t={t:6.0f} s  RSS {rss:5.1f} MiB  CPU time {cpu:6.2f} s")
     print(
         f"  RSS: at 1 min {after_1[0][1]:.1f} MiB, end {samples[-1][1]:.1f} MiB, max {max(s[1] for s in samples):.1f} MiB, "

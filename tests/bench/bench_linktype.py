@@ -37,10 +37,11 @@ def test_bench_classifier_confusion_matrix_and_accuracy():
     print(f"{'':>14} " + " ".join(f"{c[:13]:>13}" for c in labels))
     for k in CLASSES:
         print(f"{k:>14} " + " ".join(f"{matrix[k][c]:>13}" for c in labels))
-    print(f"accuracy {100 * correct / total:.1f}% ({correct}/{total}); wrong-class (not unknown) "
-          f"{sum(matrix[k][c] for k in CLASSES for c in CLASSES if c != k)}")
-    print(f"classifier CPU per verdict: median {1000 * statistics.median(cpu):.1f} ms, "
-          f"max {1000 * max(cpu):.1f} ms")
+    print(
+        f"accuracy {100 * correct / total:.1f}% ({correct}/{total}); wrong-class (not unknown) "
+        f"{sum(matrix[k][c] for k in CLASSES for c in CLASSES if c != k)}"
+    )
+    print(f"classifier CPU per verdict: median {1000 * statistics.median(cpu):.1f} ms, max {1000 * max(cpu):.1f} ms")
     assert correct / total >= 0.95
 
 
@@ -59,5 +60,7 @@ def test_bench_time_to_verdict_per_class():
             else:
                 times.append(LENGTHS[first])
         q = statistics.quantiles(times, n=10) if len(times) > 1 else times
-        print(f"{kind:>14}: median {statistics.median(times):g} s, p90 {q[-1]:g} s, "
-              f"not settled within 600 s: {never}/{TTV_PER_CLASS}")
+        print(
+            f"{kind:>14}: median {statistics.median(times):g} s, p90 {q[-1]:g} s, "
+            f"not settled within 600 s: {never}/{TTV_PER_CLASS}"
+        )

@@ -51,10 +51,14 @@ def test_bench_path_probe_time_and_memory(profile):
                 reading = json.loads(out.stdout)
                 walls.append(float(out.stderr.split()[-2]))
                 rss.append(reading["fields"]["worker_rss_mb"])
-            print(f"  {mode:>4}: CLI wall {statistics.median(walls):.2f} s, worker peak RSS {statistics.median(rss):.1f} MB")
+            print(
+                f"  {mode:>4}: CLI wall {statistics.median(walls):.2f} s, worker peak RSS {statistics.median(rss):.1f} MB"
+            )
         code = DAEMONISH.format(runs=RUNS, target=tb.server_ip)
         res = json.loads(tb.exec(tb.node_ns, [sys.executable, "-c", code], timeout=200).stdout)
         mb = [round(x / 2**20, 1) for x in res["after"]]
-        print(f"  long-lived agent RSS: {res['before'] / 2**20:.1f} MB before, after each of {RUNS} path probes: {mb};"
-              f" scapy imported in it: {res['scapy']}")
+        print(
+            f"  long-lived agent RSS: {res['before'] / 2**20:.1f} MB before, after each of {RUNS} path probes: {mb};"
+            f" scapy imported in it: {res['scapy']}"
+        )
         assert not res["scapy"]
