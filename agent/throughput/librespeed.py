@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 MIB = 1 << 20
 SAMPLE_S = 0.1
 MAX_CHUNKS_PER_REQUEST = 16
-PIPELINE = 2  # requests in flight per stream
+PIPELINE = 2  # requests in flight per stream, once its connection has shown it stays open
 IDLE_PINGS = 5
 PATH_STYLES = ("", "/backend")  # base/garbage ..., base/backend/garbage.php ...
 
@@ -216,7 +216,7 @@ class Client:
         600 ms path would cost an RTT and, after the idle, slow start all over again."""
         want, pending = 1, 0
         while True:
-            while pending < PIPELINE and s.conn.reusable:
+            while pending < s.depth and s.conn.reusable:
                 n = allowance.take(want)
                 if n == 0:
                     break
@@ -233,6 +233,7 @@ class Client:
             expect_ok(status, f"download from {self.ep}")
             await s.conn.read_body(headers, self.s.timeout, s.count)
             pending -= 1
+            s.answered()
             if not s.conn.reusable:
                 pending = 0  # requests behind a "Connection: close" are never answered
 
@@ -254,11 +255,12 @@ class Client:
                     await asyncio.wait_for(s.conn.writer.drain(), self.s.timeout)
                 pending += 1
                 want = min(want * 2, MAX_CHUNKS_PER_REQUEST * MIB)
-            if pending and (pending >= PIPELINE or not n):
+            if pending and (pending >= s.depth or not n):
                 status, headers = await s.conn.read_head(self.s.timeout)
                 expect_ok(status, f"upload to {self.ep}")
                 await s.conn.read_body(headers, self.s.timeout, lambda _n: None)
                 pending -= 1
+                s.answered()
                 if not s.conn.reusable:
                     pending = 0
             if not n and not pending:
@@ -284,9 +286,20 @@ class Stream:
         self.retired = tcpinfo.Counts(0, 0, 0, 0)  # earlier connections of this stream
         self.retired_arrived = 0
         self.last = tcpinfo.Counts(0, 0, 0, 0)
+        self.kept_open = False  # a response on this connection came back without "Connection: close"
 
     def count(self, n: int) -> None:
         self.app_bytes += n
+
+    @property
+    def depth(self) -> int:
+        """Requests to have in flight. One until the server shows it keeps the connection open:
+        a server that closes after each response (PHP's built-in server does) and finds a second
+        request unread closes with a reset, and the reset throws away the first response's data."""
+        return PIPELINE if self.kept_open else 1
+
+    def answered(self) -> None:
+        self.kept_open = self.conn.reusable
 
     def _kernel(self) -> Optional[tcpinfo.Counts]:
         c = self.conn.counters()
@@ -316,6 +329,7 @@ class Stream:
         self.retired_arrived += self.arrivals.bytes(c)
         self.arrivals = tcpinfo.Arrivals()
         self.last = tcpinfo.Counts(0, 0, 0, 0)
+        self.kept_open = False
         self.conn.close()
         self.conn = new
 
