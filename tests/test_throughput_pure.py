@@ -167,6 +167,15 @@ def test_pings_held_up_by_a_retransmission_do_not_count_as_queueing():
     assert bloat.assess([41, 41, 42], standing_queue, [])["bufferbloat_grade"] == "F"
 
 
+def test_echoes_are_read_at_their_median_and_the_method_is_named():
+    # Lost echoes are simply missing, so every echo that came back measured the queue.
+    echoes = [60, 80, 100, 120, 140]
+    f = bloat.assess([40, 40, 40], echoes, [], method="icmp")
+    assert f["rtt_loaded_ms"] == 100 and f["bufferbloat_grade"] == "C" and f["rtt_method"] == "icmp"
+    g = bloat.assess([40, 40, 40], echoes, [], method="http")
+    assert g["rtt_loaded_ms"] == 80 and g["bufferbloat_grade"] == "B" and g["rtt_method"] == "http"
+
+
 @requires_tool("iperf3")
 def test_iperf3_json_from_the_real_tool_is_parsed():
     port = free_port()

@@ -192,6 +192,51 @@ class Exchange:
                 self.done.set()
 
 
+class Echoes:
+    """An open ICMP echo session with one host: requests go out as asked, replies land in `tally`.
+
+    `ping` paces a fixed count; the throughput test sends one every few hundred ms
+    for as long as a transfer runs, to see the queue it builds.
+    """
+
+    def __init__(self, icmp_sock: Any, address: str, family: int, mode: str, tally: EchoTally) -> None:
+        self.icmp_sock, self.address, self.family, self.mode, self.tally = icmp_sock, address, family, mode, tally
+        self.exchange = Exchange(icmp_sock, address, family, mode == "raw", tally)
+        self.ident = random.randint(1, 0xFFFF)
+        self.send_error: Optional[str] = None
+        self.loop = asyncio.get_running_loop()
+        self.loop.add_reader(self.exchange.fd_sock.fileno(), self.exchange.on_readable)
+
+    @classmethod
+    async def open(cls, host: str, timeout: float, tally: EchoTally, mode: str = "auto") -> Echoes:
+        address, family = await netinfo.resolve(host, timeout)
+        icmp_sock, mode_used = open_socket(family, mode)
+        return cls(icmp_sock, address, family, mode_used, tally)
+
+    def send(self, seq: int, payload_size: int = 56) -> None:
+        from icmplib import ICMPRequest
+        from icmplib.exceptions import ICMPLibError
+
+        request = ICMPRequest(self.address, self.ident, seq, payload_size=payload_size)
+        try:
+            self.icmp_sock.send(request)
+        except ICMPLibError as exc:
+            self.send_error = str(exc) or type(exc).__name__
+            self.tally.sent(seq, time.time())
+            return
+        self.exchange.echo_id = request.id  # the kernel picks the id of a dgram socket
+        self.tally.sent(seq, request.time)
+
+    async def wait(self, timeout: float) -> None:
+        """Until every expected request is answered, or the timeout."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.exchange.done.wait(), timeout)
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.exchange.fd_sock.fileno())
+        self.icmp_sock.close()
+
+
 async def ping(
     host: str,
     count: int = 5,
@@ -201,41 +246,23 @@ async def ping(
     mode: str = "auto",
 ) -> Outcome:
     """Ping one host. Network conditions become the Outcome; only setup raises ProbeFailure."""
-    from icmplib import ICMPRequest
-    from icmplib.exceptions import ICMPLibError
-
-    address, family = await netinfo.resolve(host, timeout)
-    icmp_sock, mode_used = open_socket(family, mode)
-    loop = asyncio.get_running_loop()
     tally = EchoTally(timeout, expected=count)
-    exchange = Exchange(icmp_sock, address, family, mode_used == "raw", tally)
-    ident = random.randint(1, 0xFFFF)
-    send_error: Optional[str] = None
-    loop.add_reader(exchange.fd_sock.fileno(), exchange.on_readable)
+    echoes = await Echoes.open(host, timeout, tally, mode)
     try:
         start = time.monotonic()
         for seq in range(count):
             delay = start + seq * packet_interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            request = ICMPRequest(address, ident, seq, payload_size=payload_size)
-            try:
-                icmp_sock.send(request)
-            except ICMPLibError as exc:
-                send_error = str(exc) or type(exc).__name__
-                tally.sent(seq, time.time())
-                continue
-            exchange.echo_id = request.id  # the kernel picks the id of a dgram socket
-            tally.sent(seq, request.time)
-        if send_error and not tally.rtt_ms and exchange.echo_id is None:
-            reason = "this host has no IPv6 route" if family == socket.AF_INET6 else send_error
-            raise ProbeFailure(UNREACHABLE, f"cannot send to {address}: {reason}")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(exchange.done.wait(), timeout)
+            echoes.send(seq, payload_size)
+        if echoes.send_error and not tally.rtt_ms and echoes.exchange.echo_id is None:
+            no_route = echoes.family == socket.AF_INET6
+            reason = "this host has no IPv6 route" if no_route else echoes.send_error
+            raise ProbeFailure(UNREACHABLE, f"cannot send to {echoes.address}: {reason}")
+        await echoes.wait(timeout)
     finally:
-        loop.remove_reader(exchange.fd_sock.fileno())
-        icmp_sock.close()
-    return tally.outcome(host if host == address else f"{host} ({address})", mode_used)
+        echoes.close()
+    return tally.outcome(host if host == echoes.address else f"{host} ({echoes.address})", echoes.mode)
 
 
 async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:

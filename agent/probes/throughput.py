@@ -14,7 +14,8 @@ randomized exponential gaps (mean and clamps), as M-Lab asks of its clients.
 Fields: download_mbps, upload_mbps, bytes_used, duration_s, streams, backend,
 server, stop_reason ("stable" | "time_cap" | "byte_cap" | "server_end" |
 "fixed"), rtt_idle_ms, rtt_loaded_ms (down/up), bufferbloat_ms,
-bufferbloat_grade (A+ .. F), and the budget: budget_day_mb, budget_month_mb
+bufferbloat_grade (A+ .. F), rtt_method ("icmp" | "http" | "tcp"), and the
+budget: budget_day_mb, budget_month_mb
 (used so far, this test included).
 """
 
@@ -97,8 +98,9 @@ async def measure(target: str, options: Options, timeout: float, progress: Any =
             ca_file=options.ca_file,
             timeout=stall,
         )
-        down, up, idle, server, extra = await librespeed.measure(target, settings, progress)
-        return to_fields("http", server, down, up, idle, time.perf_counter() - t0, extra)
+        m = await librespeed.measure(target, settings, progress)
+        return to_fields("http", m.server, m.down, m.up, m.idle_rtts, time.perf_counter() - t0, m.extra_bytes,
+                         m.rtt_method)  # fmt: skip
     if options.backend == "speedtest":
         from agent.throughput import speedtest
 

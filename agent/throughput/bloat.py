@@ -16,25 +16,26 @@ from agent.stats import percentile
 # (grade, increase below this many ms): Waveform's bufferbloat scale.
 GRADES: tuple[tuple[str, float], ...] = (("A+", 5.0), ("A", 30.0), ("B", 60.0), ("C", 200.0), ("D", 400.0))
 WORST = "F"
-LOADED_PERCENTILE = 25.0
+LOADED_PERCENTILE = {"icmp": 50.0}  # else 25: see under_load_ms
 
 
 def median_ms(samples: Sequence[float]) -> Optional[float]:
     return round(statistics.median(samples), 3) if samples else None
 
 
-def under_load_ms(samples: Sequence[float]) -> Optional[float]:
-    """The lower quartile of the pings during a transfer.
+def under_load_ms(samples: Sequence[float], method: str = "tcp") -> Optional[float]:
+    """The median echo during a transfer; the lower quartile of TCP or HTTP pings.
 
-    The pings ride TCP: one whose answer a full queue dropped waits for a
-    retransmission (200 ms or more) and tells of loss, not of the queue. Up to a
-    quarter of such pings leave this figure alone; a standing queue delays every
+    A TCP ping whose answer a full queue dropped waits for a retransmission
+    (200 ms or more) and tells of loss, not of the queue. Up to a quarter of
+    such pings leave the lower quartile alone; a standing queue delays every
     ping, so it still shows in full. Right after slow start a short queue drops
-    so much that a test of 2-3 s can still read high there (see the README).
+    so much that a test of 2-3 s can still read high there, which is why the
+    http backend uses ICMP echoes where the server answers them.
     """
     if not samples:
         return None
-    return round(percentile(sorted(samples), LOADED_PERCENTILE), 3)
+    return round(percentile(sorted(samples), LOADED_PERCENTILE.get(method, 25.0)), 3)
 
 
 def grade(increase_ms: Optional[float]) -> Optional[str]:
@@ -47,11 +48,11 @@ def grade(increase_ms: Optional[float]) -> Optional[str]:
 
 
 def assess(
-    idle: Sequence[float], loaded_down: Sequence[float], loaded_up: Sequence[float]
+    idle: Sequence[float], loaded_down: Sequence[float], loaded_up: Sequence[float], method: str = "tcp"
 ) -> dict[str, Union[float, str, None]]:
-    """Fields for a Reading: idle and loaded medians, the increase and its grade."""
+    """Fields for a Reading: idle and loaded RTT, the increase and its grade, and how they were measured."""
     idle_ms = median_ms(idle)
-    down_ms, up_ms = under_load_ms(loaded_down), under_load_ms(loaded_up)
+    down_ms, up_ms = under_load_ms(loaded_down, method), under_load_ms(loaded_up, method)
     loaded = [v for v in (down_ms, up_ms) if v is not None]
     loaded_ms = max(loaded) if loaded else None
     increase = None if idle_ms is None or loaded_ms is None else round(max(0.0, loaded_ms - idle_ms), 3)
@@ -62,4 +63,5 @@ def assess(
         "rtt_loaded_up_ms": up_ms,
         "bufferbloat_ms": increase,
         "bufferbloat_grade": grade(increase),
+        "rtt_method": method,
     }

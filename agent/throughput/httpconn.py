@@ -27,6 +27,17 @@ from agent.throughput import tcpinfo
 
 READ_SIZE = 256 * 1024
 MAX_HEAD = 64 * 1024
+NONE, LENGTH, CHUNKED, TO_CLOSE = "none", "length", "chunked", "to-close"  # how a body ends
+
+
+def framing_of(status: int, headers: dict[str, str]) -> str:
+    if status in (204, 304) or 100 <= status < 200:
+        return NONE
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return CHUNKED
+    if headers.get("content-length", "").isdigit():
+        return LENGTH
+    return TO_CLOSE  # LibreSpeed's PHP garbage.php behind a server that neither chunks nor keeps alive
 
 
 class Connection:
@@ -35,6 +46,7 @@ class Connection:
         self.writer = writer
         self.host_header = host_header
         self.reusable = True
+        self.framing = NONE
 
     @classmethod
     async def open(
@@ -89,19 +101,18 @@ class Connection:
         except asyncio.LimitOverrunError:
             raise ProbeFailure(PROTOCOL_ERROR, "response head too large") from None
         status, headers = parse_status(head)
-        if headers.get("connection", "").lower() == "close":
-            self.reusable = False
+        self.framing = framing_of(status, headers)
+        if headers.get("connection", "").lower() == "close" or self.framing == TO_CLOSE:
+            self.reusable = False  # known from the head, before the body: see Stream.depth
         return status, headers
 
     async def read_body(self, headers: dict[str, str], timeout: float, on_bytes: Callable[[int], None]) -> None:
-        """Read and discard the body, reporting its size as it arrives."""
-        length = headers.get("content-length", "")
-        if length.isdigit():
-            await self._read_exactly(int(length), timeout, on_bytes)
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
+        """Read and discard the body of the response whose head was just read, reporting its size as it arrives."""
+        if self.framing == LENGTH:
+            await self._read_exactly(int(headers["content-length"]), timeout, on_bytes)
+        elif self.framing == CHUNKED:
             await self._read_chunked(timeout, on_bytes)
-        else:
-            self.reusable = False
+        elif self.framing == TO_CLOSE:
             while True:
                 data = await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
                 if not data:

@@ -16,11 +16,12 @@ import logging
 import os
 import ssl
 import time
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 from urllib.parse import urlsplit
 
 from agent.probes.base import BAD_TARGET, HTTP_ERROR, ProbeFailure
 from agent.throughput import tcpinfo
+from agent.throughput.echoping import EchoPinger
 from agent.throughput.estimator import BYTE_CAP, SERVER_END, Allowance, RateEstimator, StopRules
 from agent.throughput.httpconn import Connection, expect_ok
 from agent.throughput.result import Phase
@@ -32,6 +33,7 @@ SAMPLE_S = 0.1
 MAX_CHUNKS_PER_REQUEST = 16
 PIPELINE = 2  # requests in flight per stream, once its connection has shown it stays open
 IDLE_PINGS = 5
+ICMP_MIN_REPLIES = 3  # of the idle echoes, for ICMP to measure the RTTs
 PATH_STYLES = ("", "/backend")  # base/garbage ..., base/backend/garbage.php ...
 
 Progress = Callable[[str, float, Optional[float]], None]  # (direction, seconds, bit/s)
@@ -102,6 +104,8 @@ class Client:
                 self.tls.verify_mode = ssl.CERT_NONE
         self.pool = memoryview(os.urandom(MIB))
         self.extra_bytes = 0  # pings and probes outside the phases
+        self.echo: Optional[EchoPinger] = None
+        self.rtt_method = "http"  # how idle and loaded RTT were measured: "icmp" where echoes come back
 
     async def connect(self) -> Connection:
         return await Connection.open(self.ep.host, self.ep.port, self.tls, self.s.timeout, self.ep.host_header)
@@ -130,11 +134,39 @@ class Client:
 
     async def measure(self) -> tuple[Optional[Phase], Optional[Phase], list[float]]:
         conn = await self.find_style(await self.connect())
-        idle: list[float] = []
+        self.echo = await EchoPinger.open(self.ep.host, self.s.timeout)
+        try:
+            return await self.measure_on(conn)
+        finally:
+            if self.echo:
+                self.echo.close()
+
+    async def idle_rtts(self, conn: Connection) -> tuple[list[float], float]:
+        """(idle RTTs by the method the loaded ones will use, the HTTP idle RTT in ms).
+
+        Echoes go out beside the HTTP pings; if fewer than ICMP_MIN_REPLIES come back
+        (a server behind a firewall that drops ICMP), the HTTP pings measure the load too.
+        """
+        http: list[float] = []
+        sent: list[tuple[float, int]] = []
         for _ in range(IDLE_PINGS):
-            idle.append(await self.ping(conn, self.s.timeout))
+            if self.echo:
+                sent.append((0.0, self.echo.send()))
+            http.append(await self.ping(conn, self.s.timeout))
             await asyncio.sleep(0.05)
-        idle_ms = sorted(idle)[len(idle) // 2]
+        http_ms = sorted(http)[len(http) // 2]
+        if self.echo:
+            await self.echo.settle(min(self.s.timeout, 0.5 + 2 * http_ms / 1000.0))
+            echoed = [ms for _, ms in self.echo.answered(sent)]
+            if len(echoed) >= ICMP_MIN_REPLIES:
+                self.rtt_method = "icmp"
+                return echoed, http_ms
+            self.echo.close()
+            self.echo = None
+        return http, http_ms
+
+    async def measure_on(self, conn: Connection) -> tuple[Optional[Phase], Optional[Phase], list[float]]:
+        idle, idle_ms = await self.idle_rtts(conn)
         rules = StopRules(
             stable_pct=self.s.stable_pct, span_s=self.s.stable_span_s, time_cap_s=self.s.time_cap_s
         ).for_rtt(idle_ms)
@@ -155,15 +187,25 @@ class Client:
         return down, up, idle
 
     async def phase(self, direction: str, allowance: Allowance, rules: StopRules, idle_ms: float) -> Phase:
-        """One direction; its pings get a fresh connection, as a cancelled ping leaves one unusable."""
-        ping_conn, *conns = await asyncio.gather(*(self.connect() for _ in range(self.s.streams + 1)))
+        """One direction. Without echoes its HTTP pings get a fresh connection, as a cancelled
+        ping leaves one unusable."""
+        ping_conn: Optional[Connection] = None
+        conns = await asyncio.gather(*(self.connect() for _ in range(self.s.streams + (0 if self.echo else 1))))
+        if not self.echo:
+            ping_conn, *conns = conns
         streams = [Stream(c) for c in conns]
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         worker = self.download if direction == "download" else self.upload
         tasks = [asyncio.ensure_future(worker(s, allowance)) for s in streams]
         rtts: list[tuple[float, float]] = []  # (seconds into the phase, RTT ms)
-        pinger = asyncio.ensure_future(self.ping_loop(ping_conn, rtts, t0, max(2.0, idle_ms * 8 / 1000.0)))
+        echoes: list[tuple[float, int]] = []  # (seconds into the phase, sequence)
+        if self.echo:
+            pinger = asyncio.ensure_future(self.echo.every(self.s.ping_interval_s, t0, echoes))
+        else:
+            assert ping_conn is not None
+            timeout = max(2.0, idle_ms * 8 / 1000.0)
+            pinger = asyncio.ensure_future(self.ping_loop(ping_conn, rtts, t0, timeout))
         est = RateEstimator(rules)
         reason = SERVER_END
         try:
@@ -184,6 +226,8 @@ class Client:
             moved = sum(s.moved() for s in streams)
             if failures and est.samples[-1][1] == 0:
                 raise failures[0]  # type: ignore[misc]
+            if self.echo:
+                rtts = self.echo.answered(echoes)
             return Phase(
                 bps=est.estimate_bps,
                 bytes_moved=moved,
@@ -200,9 +244,10 @@ class Client:
             for s in streams:
                 s.conn.close(abort=True)
             await asyncio.gather(pinger, *tasks, return_exceptions=True)
-            counters = ping_conn.counters()
-            self.extra_bytes += counters.moved if counters else 0
-            ping_conn.close(abort=True)
+            if ping_conn:
+                counters = ping_conn.counters()
+                self.extra_bytes += counters.moved if counters else 0
+                ping_conn.close(abort=True)
 
     async def ping_loop(self, conn: Connection, rtts: list[tuple[float, float]], t0: float, timeout: float) -> None:
         loop = asyncio.get_running_loop()
@@ -215,15 +260,20 @@ class Client:
         """Requests are pipelined two deep: a stream never idles between responses, which on a
         600 ms path would cost an RTT and, after the idle, slow start all over again."""
         want, pending = 1, 0
-        while True:
+
+        def top_up() -> None:
+            nonlocal want, pending
             while pending < s.depth and s.conn.reusable:
                 n = allowance.take(want)
                 if n == 0:
-                    break
+                    return
                 query = f"ckSize={n}&r={time.monotonic_ns()}"
                 s.conn.send_head("GET", self.ep.path("garbage", query), token=self.s.token)
                 pending += 1
                 want = min(want * 2, MAX_CHUNKS_PER_REQUEST)
+
+        while True:
+            top_up()
             if pending == 0:
                 if s.conn.reusable or allowance.exhausted:
                     return
@@ -231,9 +281,10 @@ class Client:
                 continue
             status, headers = await s.conn.read_head(self.s.timeout)
             expect_ok(status, f"download from {self.ep}")
+            s.answered()
+            top_up()  # the head said the connection stays open: the next request goes before this body
             await s.conn.read_body(headers, self.s.timeout, s.count)
             pending -= 1
-            s.answered()
             if not s.conn.reusable:
                 pending = 0  # requests behind a "Connection: close" are never answered
 
@@ -293,12 +344,13 @@ class Stream:
 
     @property
     def depth(self) -> int:
-        """Requests to have in flight. One until the server shows it keeps the connection open:
-        a server that closes after each response (PHP's built-in server does) and finds a second
-        request unread closes with a reset, and the reset throws away the first response's data."""
+        """Requests to have in flight. One until a response head shows the server keeps the
+        connection open: a server that closes after each response (PHP's built-in server does) and
+        finds a second request unread closes with a reset, which throws away the first response's data."""
         return PIPELINE if self.kept_open else 1
 
     def answered(self) -> None:
+        """A response head came: it says whether the server keeps this connection open."""
         self.kept_open = self.conn.reusable
 
     def _kernel(self) -> Optional[tcpinfo.Counts]:
@@ -334,10 +386,16 @@ class Stream:
         self.conn = new
 
 
-async def measure(
-    url: str, settings: Settings, progress: Optional[Progress] = None
-) -> tuple[Optional[Phase], Optional[Phase], list[float], str, int]:
-    """(download, upload, idle RTTs, server as found, bytes outside the phases)."""
+class Measured(NamedTuple):
+    down: Optional[Phase]
+    up: Optional[Phase]
+    idle_rtts: list[float]
+    server: str  # as found: the path style the server answered to
+    extra_bytes: int  # pings and probes outside the phases
+    rtt_method: str  # "icmp" or "http"
+
+
+async def measure(url: str, settings: Settings, progress: Optional[Progress] = None) -> Measured:
     client = Client(parse_base(url), settings, progress)
     down, up, idle = await client.measure()
-    return down, up, idle, str(client.ep), client.extra_bytes
+    return Measured(down, up, idle, str(client.ep), client.extra_bytes, client.rtt_method)

@@ -42,6 +42,7 @@ def to_fields(
     idle_rtts: Sequence[float],
     duration_s: float,
     extra_bytes: int = 0,
+    rtt_method: str = "tcp",
 ) -> dict[str, FieldValue]:
     fields: dict[str, FieldValue] = {
         "download_mbps": mbps(down.bps) if down else None,
@@ -61,5 +62,6 @@ def to_fields(
         fields["warmup_down_s"] = round(down.warmup_s, 3)
     if up and up.warmup_s is not None:
         fields["warmup_up_s"] = round(up.warmup_s, 3)
-    fields.update(bloat.assess(idle_rtts, down.loaded_rtts if down else [], up.loaded_rtts if up else []))
+    loaded = (down.loaded_rtts if down else [], up.loaded_rtts if up else [])
+    fields.update(bloat.assess(idle_rtts, *loaded, method=rtt_method))
     return fields

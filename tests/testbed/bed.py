@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from typing import IO, Any, Optional
 
 from tests.testbed import pki
@@ -144,9 +145,10 @@ class Testbed:
         self.processes.append(proc)
         return proc
 
-    def agent(self, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
-        """`python -m agent ARGV` inside the node namespace, with this interpreter (the venv's)."""
-        argv = ["ip", "netns", "exec", self.node_ns, sys.executable, "-m", "agent", *argv]
+    def agent(self, argv: list[str], timeout: float = 60, prefix: Sequence[str] = ()) -> subprocess.CompletedProcess:
+        """`python -m agent ARGV` inside the node namespace, with this interpreter (the venv's),
+        run through `prefix` (e.g. setpriv) if given."""
+        argv = ["ip", "netns", "exec", self.node_ns, *prefix, sys.executable, "-m", "agent", *argv]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
     def set_profile(self, profile: Profile) -> None:
@@ -159,9 +161,9 @@ class Testbed:
 
     # ---- additions -----------------------------------------------------------------------------
 
-    def agent_json(self, argv: list[str], timeout: float = 60) -> dict[str, Any]:
+    def agent_json(self, argv: list[str], timeout: float = 60, prefix: Sequence[str] = ()) -> dict[str, Any]:
         """Run the agent with --json and parse what it printed; a failure shows its stderr."""
-        result = self.agent([*argv, "--json"], timeout)
+        result = self.agent([*argv, "--json"], timeout, prefix)
         try:
             return dict(json.loads(result.stdout))
         except ValueError:
