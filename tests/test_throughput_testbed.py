@@ -100,8 +100,22 @@ def test_speedtest_backend_runs_against_the_local_legacy_server_and_reports_byte
     f = reading["fields"]
     assert reading["ok"], reading["error"]
     assert f["backend"] == "speedtest" and srv.url in f["server"]
+    assert f["rtt_method"] == "icmp" and f["rtt_loaded_ms"] > f["rtt_idle_ms"]
     assert 0 < f["download_mbps"] <= 20 and 0 < f["upload_mbps"] <= 5  # cannot beat the shaped link
     assert 5_000_000 < f["bytes_used"] < wire  # counted body bytes; the wire carried them and more
+
+
+def test_iperf3_backend_measures_its_loaded_rtt_by_echo(testbed):
+    tb = testbed("fiber", **LINK)  # the router's queue holds 50 ms
+    start_speed_server(tb)
+    reading = probe(tb, f"{tb.server_ip}:{IPERF_PORT}", 'backend="iperf3"', "max_seconds=3")
+    f = reading["fields"]
+    assert reading["ok"], reading["error"]
+    assert f["download_mbps"] == pytest.approx(20 * PAYLOAD_SHARE, rel=0.05), f
+    assert f["rtt_method"] == "icmp" and 38 < f["rtt_idle_ms"] < 45, f
+    # A standing queue of up to 50 ms while iperf3 runs, both ways.
+    assert f["rtt_idle_ms"] + 20 < f["rtt_loaded_ms"] < f["rtt_idle_ms"] + 70, f
+    assert f["bufferbloat_grade"] in ("A", "B", "C"), f
 
 
 def test_speedtest_without_speedtest_net_is_a_clear_error_reading(testbed):

@@ -104,12 +104,14 @@ async def measure(target: str, options: Options, timeout: float, progress: Any =
     if options.backend == "speedtest":
         from agent.throughput import speedtest
 
-        down, up_phase, idle, server = await speedtest.measure(target, stall, options.upload)
-        return to_fields("speedtest", server, down, up_phase, idle, time.perf_counter() - t0)
+        down, up_phase, idle, server, method = await speedtest.measure(target, stall, options.upload)
+        return to_fields("speedtest", server, down, up_phase, idle, time.perf_counter() - t0, rtt_method=method)
     from agent.throughput import iperf3
 
-    down, up_phase, idle = await iperf3.measure_with_rtt(target, options.max_seconds, options.streams, options.upload)
-    return to_fields("iperf3", target, down, up_phase, idle, time.perf_counter() - t0)
+    down, up_phase, idle, method = await iperf3.measure_with_rtt(
+        target, options.max_seconds, options.streams, options.upload
+    )
+    return to_fields("iperf3", target, down, up_phase, idle, time.perf_counter() - t0, rtt_method=method)
 
 
 async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:

@@ -10,10 +10,15 @@ every answered echo measures the queue it crossed.
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+from collections.abc import Awaitable
+from typing import Optional, TypeVar
 
 from agent.probes import icmp
 from agent.probes.base import ProbeFailure
+from agent.throughput import connectping
+
+T = TypeVar("T")
+MIN_REPLIES = 3  # of the idle echoes, for ICMP to measure the RTTs
 
 
 class EchoPinger:
@@ -52,3 +57,48 @@ class EchoPinger:
 
     def close(self) -> None:
         self.echoes.close()
+
+
+class ServerRtt:
+    """Idle and loaded RTT for backends that cannot ping inside their own protocol (speedtest-cli,
+    iperf3): ICMP echoes where they come back, else TCP handshakes to the server's port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.echo: Optional[EchoPinger] = None
+        self.method = "tcp"
+
+    async def idle(self, count: int = 5, spacing_s: float = 0.05) -> list[float]:
+        self.echo = await EchoPinger.open(self.host, 3.0)
+        if self.echo:
+            sent = []
+            for _ in range(count):
+                sent.append((0.0, self.echo.send()))
+                await asyncio.sleep(spacing_s)
+            await self.echo.settle(2.0)
+            echoed = [ms for _, ms in self.echo.answered(sent)]
+            if len(echoed) >= MIN_REPLIES:
+                self.method = "icmp"
+                return echoed
+            self.close()
+        return await connectping.sample(self.host, self.port, count, spacing_s)
+
+    async def during(self, work: Awaitable[T], interval_s: float = 0.2) -> tuple[T, list[float]]:
+        """Run `work` while sampling the RTT; its result and the RTTs in ms."""
+        handshakes: list[float] = []
+        echoes: list[tuple[float, int]] = []
+        if self.echo:
+            pinger = asyncio.ensure_future(self.echo.every(interval_s, 0.0, echoes))
+        else:
+            pinger = asyncio.ensure_future(connectping.sample_until_cancelled(self.host, self.port, handshakes))
+        try:
+            result = await work
+        finally:
+            pinger.cancel()
+            await asyncio.gather(pinger, return_exceptions=True)
+        return result, [ms for _, ms in self.echo.answered(echoes)] if self.echo else handshakes
+
+    def close(self) -> None:
+        if self.echo:
+            self.echo.close()
+            self.echo = None

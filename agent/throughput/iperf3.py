@@ -92,24 +92,23 @@ async def measure(target: str, seconds: float, streams: int, up: bool = True) ->
 
 async def measure_with_rtt(
     target: str, seconds: float, streams: int, up: bool = True
-) -> tuple[Phase, Optional[Phase], list[float]]:
-    """Both directions, with handshake RTTs to the iperf3 port: idle first, then during each run."""
-    from agent.throughput import connectping
+) -> tuple[Phase, Optional[Phase], list[float], str]:
+    """Both directions, with RTTs to the iperf3 server: idle first, then during each run; and how
+    they were measured (ICMP echoes, else handshakes to the iperf3 port)."""
+    from agent.throughput.echoping import ServerRtt
 
     host, port = split_target(target)
-    idle = await connectping.sample(host, port, 5)
+    rtt = ServerRtt(host, port)
+    try:
+        idle = await rtt.idle()
 
-    async def loaded(reverse: bool) -> Phase:
-        rtts: list[float] = []
-        pinger = asyncio.ensure_future(connectping.sample_until_cancelled(host, port, rtts))
-        try:
-            phase = await run_direction(host, port, seconds, streams, reverse=reverse)
-        finally:
-            pinger.cancel()
-            await asyncio.gather(pinger, return_exceptions=True)
-        phase.loaded_rtts = rtts
-        return phase
+        async def loaded(reverse: bool) -> Phase:
+            phase, rtts = await rtt.during(run_direction(host, port, seconds, streams, reverse=reverse))
+            phase.loaded_rtts = rtts
+            return phase
 
-    down = await loaded(True)
-    upload = await loaded(False) if up else None
-    return down, upload, idle
+        down = await loaded(True)
+        upload = await loaded(False) if up else None
+    finally:
+        rtt.close()
+    return down, upload, idle, rtt.method

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from agent.probes.base import BAD_TARGET, HTTP_ERROR, ProbeFailure
 from agent.throughput import tcpinfo
-from agent.throughput.echoping import EchoPinger
+from agent.throughput.echoping import MIN_REPLIES, EchoPinger
 from agent.throughput.estimator import BYTE_CAP, SERVER_END, Allowance, RateEstimator, StopRules
 from agent.throughput.httpconn import Connection, expect_ok
 from agent.throughput.result import Phase
@@ -33,7 +33,6 @@ SAMPLE_S = 0.1
 MAX_CHUNKS_PER_REQUEST = 16
 PIPELINE = 2  # requests in flight per stream, once its connection has shown it stays open
 IDLE_PINGS = 5
-ICMP_MIN_REPLIES = 3  # of the idle echoes, for ICMP to measure the RTTs
 PATH_STYLES = ("", "/backend")  # base/garbage ..., base/backend/garbage.php ...
 
 Progress = Callable[[str, float, Optional[float]], None]  # (direction, seconds, bit/s)
@@ -144,7 +143,7 @@ class Client:
     async def idle_rtts(self, conn: Connection) -> tuple[list[float], float]:
         """(idle RTTs by the method the loaded ones will use, the HTTP idle RTT in ms).
 
-        Echoes go out beside the HTTP pings; if fewer than ICMP_MIN_REPLIES come back
+        Echoes go out beside the HTTP pings; if fewer than MIN_REPLIES come back
         (a server behind a firewall that drops ICMP), the HTTP pings measure the load too.
         """
         http: list[float] = []
@@ -158,7 +157,7 @@ class Client:
         if self.echo:
             await self.echo.settle(min(self.s.timeout, 0.5 + 2 * http_ms / 1000.0))
             echoed = [ms for _, ms in self.echo.answered(sent)]
-            if len(echoed) >= ICMP_MIN_REPLIES:
+            if len(echoed) >= MIN_REPLIES:
                 self.rtt_method = "icmp"
                 return echoed, http_ms
             self.echo.close()

@@ -17,7 +17,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from agent.probes.base import BAD_TARGET, INTERNAL, UNREACHABLE, ProbeFailure
-from agent.throughput import connectping
+from agent.throughput.echoping import ServerRtt
 from agent.throughput.result import Phase
 
 FIXED = "fixed"  # speedtest-cli ends on its own plan: all files fetched, or its 10 s
@@ -97,20 +97,17 @@ def open_session(p: Plan, timeout: float) -> Any:
     return session
 
 
-async def timed(fn: Any, host: str, port: int) -> tuple[float, float, list[float]]:
-    """Run one speedtest-cli direction in a thread while handshake pings measure the loaded RTT."""
-    rtts: list[float] = []
-    pinger = asyncio.ensure_future(connectping.sample_until_cancelled(host, port, rtts))
+async def timed(fn: Any, rtt: ServerRtt) -> tuple[float, float, list[float]]:
+    """Run one speedtest-cli direction in a thread while the loaded RTT is sampled."""
     t0 = time.perf_counter()
-    try:
-        bps = await asyncio.to_thread(fn)
-    finally:
-        pinger.cancel()
-        await asyncio.gather(pinger, return_exceptions=True)
+    bps, rtts = await rtt.during(asyncio.to_thread(fn))
     return float(bps), time.perf_counter() - t0, rtts
 
 
-async def measure(target: str, timeout: float, upload: bool = True) -> tuple[Phase, Optional[Phase], list[float], str]:
+async def measure(
+    target: str, timeout: float, upload: bool = True
+) -> tuple[Phase, Optional[Phase], list[float], str, str]:
+    """(download, upload, idle RTTs, server, how the RTTs were measured)."""
     p = plan(target)
     try:
         session = await asyncio.to_thread(open_session, p, timeout)
@@ -121,18 +118,21 @@ async def measure(target: str, timeout: float, upload: bool = True) -> tuple[Pha
     best = session.best
     parts = urlsplit(best["url"])
     host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-    idle = await connectping.sample(host, port, 5)
+    rtt = ServerRtt(host, port)
     try:
-        bps, secs, rtts = await timed(session.download, host, port)
+        idle = await rtt.idle()
+        bps, secs, rtts = await timed(session.download, rtt)
         down = Phase(bps, int(session.results.bytes_received), secs, LEGACY_CONFIG["threads"]["download"], FIXED)
         down.loaded_rtts = rtts
         up = None
         if upload:
-            bps, secs, rtts = await timed(session.upload, host, port)
+            bps, secs, rtts = await timed(session.upload, rtt)
             up = Phase(bps, int(session.results.bytes_sent), secs, session.config["threads"]["upload"], FIXED)
             up.loaded_rtts = rtts
     except Exception as exc:
         raise ProbeFailure(INTERNAL, f"speedtest-cli failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        rtt.close()
     if down.bytes_moved == 0:
         raise ProbeFailure(UNREACHABLE, f"speedtest server {best['url']} sent no data")
-    return down, up, idle, f"{best.get('sponsor', '')} {best['url']}".strip()
+    return down, up, idle, f"{best.get('sponsor', '')} {best['url']}".strip(), rtt.method
