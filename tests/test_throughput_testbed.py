@@ -38,6 +38,13 @@ def probe(tb, target: str, *options: str) -> dict:
     return reading
 
 
+def probe_counting_wire(tb, target: str, *options: str) -> tuple[dict, int]:
+    """A probe run, and the bytes the server's interface carried meanwhile (headers and ACKs included)."""
+    before = server_wire_bytes(tb)
+    reading = probe(tb, target, *options)
+    return reading, server_wire_bytes(tb) - before
+
+
 def iperf3_mbps(tb, reverse: bool) -> float:
     argv = ["iperf3", "-c", tb.server_ip, "-p", str(IPERF_PORT), "-J", "-t", "4", "-O", "1", "-P", "4"]
     out = tb.exec(tb.node_ns, [*argv, *(["-R"] if reverse else [])], timeout=30).stdout
@@ -80,9 +87,7 @@ def test_on_a_lossy_geo_link_the_http_backend_reads_the_link_rate(testbed):
 def test_a_2mb_byte_cap_stops_at_2mb_plus_one_chunk_and_the_reading_says_so(testbed):
     tb = testbed("fiber", **LINK)
     srv = start_speed_server(tb)
-    before = server_wire_bytes(tb)
-    reading = probe(tb, srv.url, "max_mb=2")
-    wire = server_wire_bytes(tb) - before
+    reading, wire = probe_counting_wire(tb, srv.url, "max_mb=2")
     f = reading["fields"]
     assert reading["ok"], reading["error"]
     assert f["stop_reason"] == "byte_cap"
@@ -94,9 +99,7 @@ def test_a_2mb_byte_cap_stops_at_2mb_plus_one_chunk_and_the_reading_says_so(test
 def test_speedtest_backend_runs_against_the_local_legacy_server_and_reports_bytes(testbed):
     tb = testbed("fiber", **LINK)
     srv = start_speed_server(tb)
-    before = server_wire_bytes(tb)
-    reading = probe(tb, srv.url, 'backend="speedtest"')
-    wire = server_wire_bytes(tb) - before
+    reading, wire = probe_counting_wire(tb, srv.url, 'backend="speedtest"')
     f = reading["fields"]
     assert reading["ok"], reading["error"]
     assert f["backend"] == "speedtest" and srv.url in f["server"]
