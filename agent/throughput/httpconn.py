@@ -47,6 +47,7 @@ class Connection:
         self.host_header = host_header
         self.reusable = True
         self.framing = NONE
+        self.answers = 0  # response heads read on this connection
 
     @classmethod
     async def open(
@@ -101,10 +102,19 @@ class Connection:
         except asyncio.LimitOverrunError:
             raise ProbeFailure(PROTOCOL_ERROR, "response head too large") from None
         status, headers = parse_status(head)
+        self.answers += 1
         self.framing = framing_of(status, headers)
         if headers.get("connection", "").lower() == "close" or self.framing == TO_CLOSE:
-            self.reusable = False  # known from the head, before the body: see Stream.depth
+            self.reusable = False  # known from the head, before the body: see kept_open
         return status, headers
+
+    @property
+    def kept_open(self) -> bool:
+        """A response head showed the server keeps this connection open. Until then, send one
+        request at a time: a server that closes after each response (PHP's built-in server does)
+        and finds a second request unread closes with a reset, which throws away the first
+        response's data."""
+        return self.answers > 0 and self.reusable
 
     async def read_body(self, headers: dict[str, str], timeout: float, on_bytes: Callable[[int], None]) -> None:
         """Read and discard the body of the response whose head was just read, reporting its size as it arrives."""

@@ -280,7 +280,6 @@ class Client:
                 continue
             status, headers = await s.conn.read_head(self.s.timeout)
             expect_ok(status, f"download from {self.ep}")
-            s.answered()
             top_up()  # the head said the connection stays open: the next request goes before this body
             await s.conn.read_body(headers, self.s.timeout, s.count)
             pending -= 1
@@ -310,7 +309,6 @@ class Client:
                 expect_ok(status, f"upload to {self.ep}")
                 await s.conn.read_body(headers, self.s.timeout, lambda _n: None)
                 pending -= 1
-                s.answered()
                 if not s.conn.reusable:
                     pending = 0
             if not n and not pending:
@@ -336,21 +334,14 @@ class Stream:
         self.retired = tcpinfo.Counts(0, 0, 0, 0)  # earlier connections of this stream
         self.retired_arrived = 0
         self.last = tcpinfo.Counts(0, 0, 0, 0)
-        self.kept_open = False  # a response on this connection came back without "Connection: close"
 
     def count(self, n: int) -> None:
         self.app_bytes += n
 
     @property
     def depth(self) -> int:
-        """Requests to have in flight. One until a response head shows the server keeps the
-        connection open: a server that closes after each response (PHP's built-in server does) and
-        finds a second request unread closes with a reset, which throws away the first response's data."""
-        return PIPELINE if self.kept_open else 1
-
-    def answered(self) -> None:
-        """A response head came: it says whether the server keeps this connection open."""
-        self.kept_open = self.conn.reusable
+        """Requests to have in flight: PIPELINE once the server has shown it keeps the connection open."""
+        return PIPELINE if self.conn.kept_open else 1
 
     def _kernel(self) -> Optional[tcpinfo.Counts]:
         c = self.conn.counters()
@@ -380,7 +371,6 @@ class Stream:
         self.retired_arrived += self.arrivals.bytes(c)
         self.arrivals = tcpinfo.Arrivals()
         self.last = tcpinfo.Counts(0, 0, 0, 0)
-        self.kept_open = False
         self.conn.close()
         self.conn = new
 
