@@ -46,9 +46,13 @@ class EchoPinger:
             sent.append((loop.time() - t0, self.send()))
             await asyncio.sleep(interval_s)
 
-    async def settle(self, timeout: float) -> None:
-        """Wait for the replies still on their way (at most timeout)."""
+    async def idle_rtts(self, sent: list[tuple[float, int]], timeout: float) -> Optional[list[float]]:
+        """The RTTs of the idle echoes `sent`, once their replies are in (at most timeout), or None
+        if fewer than MIN_REPLIES came back: the server does not answer ICMP, so echoes cannot
+        measure the load either."""
         await self.echoes.wait(timeout)
+        echoed = [ms for _, ms in self.answered(sent)]
+        return echoed if len(echoed) >= MIN_REPLIES else None
 
     def answered(self, sent: list[tuple[float, int]]) -> list[tuple[float, float]]:
         """(time sent, RTT ms) of the echoes that came back; the lost ones are left out."""
@@ -75,9 +79,8 @@ class ServerRtt:
             for _ in range(count):
                 sent.append((0.0, self.echo.send()))
                 await asyncio.sleep(spacing_s)
-            await self.echo.settle(2.0)
-            echoed = [ms for _, ms in self.echo.answered(sent)]
-            if len(echoed) >= MIN_REPLIES:
+            echoed = await self.echo.idle_rtts(sent, 2.0)
+            if echoed:
                 self.method = "icmp"
                 return echoed
             self.close()

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from agent.probes.base import BAD_TARGET, HTTP_ERROR, ProbeFailure
 from agent.throughput import tcpinfo
-from agent.throughput.echoping import MIN_REPLIES, EchoPinger
+from agent.throughput.echoping import EchoPinger
 from agent.throughput.estimator import BYTE_CAP, SERVER_END, Allowance, RateEstimator, StopRules
 from agent.throughput.httpconn import Connection, expect_ok
 from agent.throughput.result import Phase
@@ -143,7 +143,7 @@ class Client:
     async def idle_rtts(self, conn: Connection) -> tuple[list[float], float]:
         """(idle RTTs by the method the loaded ones will use, the HTTP idle RTT in ms).
 
-        Echoes go out beside the HTTP pings; if fewer than MIN_REPLIES come back
+        Echoes go out beside the HTTP pings; if too few come back
         (a server behind a firewall that drops ICMP), the HTTP pings measure the load too.
         """
         http: list[float] = []
@@ -155,9 +155,8 @@ class Client:
             await asyncio.sleep(0.05)
         http_ms = sorted(http)[len(http) // 2]
         if self.echo:
-            await self.echo.settle(min(self.s.timeout, 0.5 + 2 * http_ms / 1000.0))
-            echoed = [ms for _, ms in self.echo.answered(sent)]
-            if len(echoed) >= MIN_REPLIES:
+            echoed = await self.echo.idle_rtts(sent, min(self.s.timeout, 0.5 + 2 * http_ms / 1000.0))
+            if echoed:
                 self.rtt_method = "icmp"
                 return echoed, http_ms
             self.echo.close()
