@@ -17,9 +17,9 @@ import os
 import ssl
 import time
 from typing import Callable, NamedTuple, Optional
-from urllib.parse import urlsplit
 
-from agent.probes.base import BAD_TARGET, HTTP_ERROR, ProbeFailure
+from agent.probes.base import HTTP_ERROR, ProbeFailure
+from agent.probes.http import parse_url
 from agent.throughput import tcpinfo
 from agent.throughput.echoping import EchoPinger
 from agent.throughput.estimator import BYTE_CAP, SERVER_END, Allowance, RateEstimator, StopRules
@@ -76,18 +76,13 @@ class Endpoint:
 
 
 def parse_base(url: str) -> Endpoint:
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ProbeFailure(BAD_TARGET, f"bad speed server URL '{url}': expected http(s)://host[:port][/path]")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise ProbeFailure(BAD_TARGET, f"bad port in '{url}'") from None
-    base = parts.path.rstrip("/")
+    """The server's base from its URL (scheme optional), with a LibreSpeed handler name dropped."""
+    u = parse_url(url if "://" in url else f"http://{url}")
+    base = u.path.partition("?")[0].rstrip("/")
     for suffix in ("/empty.php", "/empty", "/garbage.php", "/garbage"):
         if base.endswith(suffix):
             base = base[: -len(suffix)]
-    return Endpoint(parts.scheme, parts.hostname, port, base)
+    return Endpoint(u.scheme, u.host, u.port, base)
 
 
 class Client:
