@@ -8,7 +8,7 @@ PID 1 on the CI machine is not systemd, so the unit cannot be started for real. 
 - `mount_namespace()` gives the command a private mount namespace shaped like the unit's
   `ProtectSystem=strict` (root read-only, the StateDirectory= writable), `PrivateTmp=`,
   `ProtectHome=` and `ProtectKernelTunables=`;
-- the user and capabilities come from setpriv (tests/test_package_install.py).
+- the user and capabilities come from setpriv (tests/packaging/test_install.py).
 Not reproduced: PrivateDevices= (a minimal /dev), RestrictNamespaces=, LockPersonality=,
 ProtectProc=, and read-only remounts of mounts other than / (this machine has only one).
 """

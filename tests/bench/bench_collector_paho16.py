@@ -13,7 +13,7 @@ import pytest
 
 from agent.collector.store import open_store
 from tests.bench.bench_collector import BROKER_EXTRA, results, rss_mib, start_load
-from tests.test_collector_paho16 import DEBIAN_PYTHON, debian_paho
+from tests.collector.test_paho16 import DEBIAN_PYTHON, debian_paho
 
 NODES, PER_NODE = 10, 1000
 

@@ -23,7 +23,7 @@ import pytest
 
 from tests.fixtures import testbed as testbed_fixture
 from tests.fixtures.throughput import IPERF_PORT, server_wire_bytes, start_speed_server
-from tests.test_throughput_testbed import PAYLOAD_SHARE
+from tests.throughput.test_testbed import PAYLOAD_SHARE
 from tests.testbed import PROFILES, Direction, Testbed
 
 LINKS = {  # name: (profile, repetitions, iperf3 seconds measured, iperf3 seconds omitted)

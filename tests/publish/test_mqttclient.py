@@ -11,7 +11,7 @@ import pytest
 
 from agent.publish.mqttclient import BrokerUrl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Runs in a separate interpreter: connect, publish QoS 1 retained, wait for PUBACK, subscribe, get it back.
 ROUND_TRIP = r"""

@@ -98,7 +98,7 @@ def test_check_config_reports_all_three_mistakes_and_exits_78(tmp_path: Path) ->
 
 
 def test_check_config_accepts_the_example() -> None:
-    proc = netprobe("check-config", "-c", str(Path(__file__).parent.parent / "config.example.toml"))
+    proc = netprobe("check-config", "-c", str(Path(__file__).parents[2] / "config.example.toml"))
     assert proc.returncode == 0 and "OK (8 targets" in proc.stdout
 
 

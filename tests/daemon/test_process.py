@@ -125,7 +125,7 @@ def test_sd_notify_ready_status_and_watchdog_and_journald_priorities(agentd, tcp
 
 @pytest.mark.broker
 def test_spool_flush_delivers_the_backlog_and_spool_status_reports_it(broker, subscriber, tcp_listener, tmp_path):
-    from tests.test_daemon_mqtt import prefill_spool
+    from tests.daemon.test_mqtt import prefill_spool
 
     state = tmp_path / "state"
     prefill_spool(state, 50)
