@@ -18,7 +18,7 @@ import socket
 import sys
 from typing import Any, Optional
 
-from agent.publish.naming import DEFAULT_TOPIC, check_broker, check_template
+from agent.reading.topics import DEFAULT_TOPIC, check_broker, check_template
 from agent.schema import ConfigError, Problem, build, describe, field_names, internal, setting
 
 __all__ = ["Config", "ConfigError", "TargetConfig", "load_config", "parse_config"]

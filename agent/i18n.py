@@ -26,7 +26,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "check.internet": {"en": "Internet", "id": "Internet"},
     "check.dns": {"en": "DNS", "id": "DNS"},
     "check.web": {"en": "Web", "id": "Web"},
-    # link type (agent.linkcheck); evidence keys are "link.ev.<rule>" of agent.linktype
+    # link type (agent.diagnose.link); evidence keys are "link.ev.<rule>" of agent.linktype.classify
     "check.link": {"en": "Link", "id": "Jaringan"},
     "link.verdict": {
         "en": "{link_type} (confidence {confidence}; access {access}, backhaul {backhaul})",
@@ -217,7 +217,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "Sertifikat situs ini habis dalam {days} hari.",
     },
     "hint.healthy": {"en": "Everything answers normally.", "id": "Semua menjawab dengan normal."},
-    # throughput (agent.throughput.diagnose_check)
+    # throughput (agent.diagnose.throughput)
     "check.throughput": {"en": "Throughput", "id": "Kecepatan"},
     "num.throughput": {
         "en": "down {down} Mbit/s, up {up} Mbit/s, {mb} MB used",

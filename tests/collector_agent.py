@@ -1,5 +1,5 @@
 """A stand-in agent for the collector tests: a real MQTT client with a last will, publishing
-Readings made by agent.readings at a short interval until it is killed.
+Readings made by agent.reading.model at a short interval until it is killed.
 
 usage: collector_agent.py URL NODE KECAMATAN DESA INTERVAL [--gateway-only] [--skip SEQ]
        [--lat X --lon Y] [--link TYPE]
@@ -13,9 +13,9 @@ import signal
 import time
 
 from agent.probes.base import Outcome
-from agent.publish.mqttclient import BrokerUrl, ConnectOptions, MqttClient, Will
-from agent.publish.naming import DEFAULT_TOPIC, status_topic, topic
-from agent.readings import Identity, make_reading
+from agent.net.mqttclient import BrokerUrl, ConnectOptions, MqttClient, Will
+from agent.reading.topics import DEFAULT_TOPIC, status_topic, topic
+from agent.reading.model import Identity, make_reading
 
 
 def main() -> None:

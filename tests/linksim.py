@@ -15,8 +15,8 @@ import math
 import random
 from typing import Any, Optional
 
-from agent.linkfeatures import PromoTrial, Sample
-from agent.linktype import CELLULAR, FIBER, GEO, LEO, OTHER, InterfaceFacts, Observation
+from agent.linktype.features import PromoTrial, Sample
+from agent.linktype.classify import CELLULAR, FIBER, GEO, LEO, OTHER, InterfaceFacts, Observation
 
 T0 = 1_795_000_000.0  # an epoch with second-of-minute 0 (1795000000 % 60 == 40: corrected below)
 T0 -= T0 % 60  # start on a whole minute, so UTC :12/:27/:42/:57 are at t0 + 12, 27, 42, 57

@@ -22,9 +22,9 @@ import time
 from typing import Any, Callable, Optional
 
 from agent.collector.settings import CollectorConfig, read_password
-from agent.collector.store import Store, StoreDown, open_store
-from agent.collector.validate import Record, Rejected, Status, check_message
-from agent.publish.mqttclient import PAHO_V2, BrokerUrl, ConnectOptions, MqttClient
+from agent.collector.store.sqlite import Store, StoreDown, open_store
+from agent.reading.validate import Record, Rejected, Status, check_message
+from agent.net.mqttclient import PAHO_V2, BrokerUrl, ConnectOptions, MqttClient
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ class Collector:
     def store_label(self) -> str:
         s = self.cfg.store
         if s.dsn:
-            from agent.collector.store_pg import redact
+            from agent.collector.store.postgres import redact
 
             return f"PostgreSQL {redact(s.dsn)} (schema {s.pg_schema})"
         return f"SQLite {s.path}"

@@ -18,7 +18,7 @@ ENV_PATH = "NETPROBE_COLLECTOR_CONFIG"
 
 
 def check_url(value: str) -> Optional[str]:
-    from agent.publish.mqttclient import BrokerUrl
+    from agent.net.mqttclient import BrokerUrl
 
     try:
         BrokerUrl.parse(value)

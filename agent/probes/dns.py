@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import time
 
-from agent import netinfo
+from agent.net import iface
 from agent.probes.base import (
     DNS_ERROR,
     NXDOMAIN,
@@ -59,10 +59,10 @@ async def query(name: str, server: str, record: str, timeout: float) -> Outcome:
     import dns.rcode
 
     address = system_nameserver() if server == SYSTEM else server
-    host, port = netinfo.split_host_port(address, 53)
+    host, port = iface.split_host_port(address, 53)
     base = {"record": record, "server": address}
     try:
-        host, _ = await netinfo.resolve(host, timeout)
+        host, _ = await iface.resolve(host, timeout)
         request = dns.message.make_query(name, record)
         start = time.perf_counter()
         response, used_tcp = await dns.asyncquery.udp_with_fallback(request, host, timeout=timeout, port=port)

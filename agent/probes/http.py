@@ -19,7 +19,8 @@ import time
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from agent import __version__, netinfo
+from agent import __version__
+from agent.net import iface
 from agent.probes import tcp
 from agent.probes.base import (
     BAD_TARGET,
@@ -99,7 +100,7 @@ def cert_days_left(ssl_object: Any) -> Optional[float]:
 async def fetch(url: Url, options: Options, timeout: float) -> Outcome:
     fields: dict[str, FieldValue] = {}
     t0 = time.perf_counter()
-    address, family = await netinfo.resolve(url.host, timeout)
+    address, family = await iface.resolve(url.host, timeout)
     t1 = time.perf_counter()
     fields["dns_ms"] = round((t1 - t0) * 1000.0, 3)
     sock = socket.socket(family, socket.SOCK_STREAM)

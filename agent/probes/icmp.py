@@ -21,7 +21,8 @@ import struct
 import time
 from typing import Any, Optional
 
-from agent import netinfo, stats
+from agent import stats
+from agent.net import iface
 from agent.probes.base import (
     PERMISSION,
     TIMEOUT,
@@ -209,7 +210,7 @@ class Echoes:
 
     @classmethod
     async def open(cls, host: str, timeout: float, tally: EchoTally, mode: str = "auto") -> Echoes:
-        address, family = await netinfo.resolve(host, timeout)
+        address, family = await iface.resolve(host, timeout)
         icmp_sock, mode_used = open_socket(family, mode)
         return cls(icmp_sock, address, family, mode_used, tally)
 

@@ -2,7 +2,7 @@
 
 Looks at the uplink for a few minutes (paired pings to the gateway and the
 ISP's first hop, the idle-promotion test, interface facts, the Starlink dish)
-and classifies it with `agent.linktype`. It runs every few hours; after the
+and classifies it with `agent.linktype.classify`. It runs every few hours; after the
 verdict changes it looks again soon (`[linktype].confirm_s`), so a change is
 published at once and confirmed shortly after.
 
@@ -43,7 +43,7 @@ class Options:
 
 def plan_from(cfg: Any, options: Options) -> Any:
     from agent.config import LinktypeConfig
-    from agent.linkevidence import Plan
+    from agent.linktype.evidence import Plan
 
     lt = getattr(cfg, "linktype", None) or LinktypeConfig()
     return Plan(
@@ -59,7 +59,7 @@ def plan_from(cfg: Any, options: Options) -> Any:
 
 def operators_from(cfg: Any) -> tuple[Any, ...]:
     from agent.config import LinktypeConfig
-    from agent.linktype import Operator
+    from agent.linktype.classify import Operator
 
     lt = getattr(cfg, "linktype", None) or LinktypeConfig()
     return tuple(Operator(o.name, o.link_type, tuple(o.prefixes), tuple(o.asns)) for o in lt.operators)
@@ -75,7 +75,7 @@ def evidence_text(verdict: Any) -> str:
 
 
 def verdict_fields(verdict: Any, obs: Any, facts: dict[str, Any]) -> dict[str, FieldValue]:
-    from agent import linkfeatures as lf
+    from agent.linktype import features as lf
 
     floor = lf.access_floor(obs.gateway, obs.isp)
     isp_min = lf.idle_min(obs.isp)
@@ -117,8 +117,8 @@ def remember(state_dir: str, target: str, link_type: str) -> Optional[str]:
 
 
 async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:
-    from agent.linkevidence import gather
-    from agent.linktype import UNKNOWN, classify
+    from agent.linktype.evidence import gather
+    from agent.linktype.classify import UNKNOWN, classify
 
     cfg = ctx.config
     lt = getattr(cfg, "linktype", None)

@@ -24,7 +24,7 @@ import logging
 import sys
 from typing import Any, Optional
 
-from agent import netinfo
+from agent.net import iface
 from agent.probes.base import INTERNAL, TIMEOUT, FieldValue, Outcome, Probe, ProbeContext, ProbeFailure
 from agent.schema import setting
 
@@ -137,7 +137,7 @@ async def run_worker(request: dict[str, Any], limit_s: float) -> dict[str, Any]:
 
 
 async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:
-    address, _ = await netinfo.resolve(target, 3.0)
+    address, _ = await iface.resolve(target, 3.0)
     if ":" in address:
         raise ProbeFailure("bad_target", "the path probe traces IPv4 targets only")
     request = {
@@ -151,7 +151,7 @@ async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) 
         "resolve": options.resolve_names,
     }
     result = await run_worker(request, max(timeout, 5.0))
-    return outcome_of(result, options.mode, netinfo.default_gateway())
+    return outcome_of(result, options.mode, iface.default_gateway())
 
 
 PROBE = Probe(

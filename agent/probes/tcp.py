@@ -15,7 +15,8 @@ import socket
 import time
 from typing import Optional
 
-from agent import netinfo, stats
+from agent import stats
+from agent.net import iface
 from agent.probes.base import (
     REFUSED,
     TIMEOUT,
@@ -68,8 +69,8 @@ async def connect_once_on(sock: socket.socket, address: str, port: int, timeout:
 
 
 async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:
-    host, port = netinfo.split_host_port(target, options.port)
-    address, family = await netinfo.resolve(host, timeout)
+    host, port = iface.split_host_port(target, options.port)
+    address, family = await iface.resolve(host, timeout)
     samples: list[Optional[float]] = []
     last_error: Optional[ProbeError] = None
     start = time.monotonic()

@@ -26,8 +26,8 @@ from typing import Any, Optional
 
 from agent import __version__, clock
 from agent.config import MqttConfig
-from agent.publish import naming
-from agent.publish.mqttclient import NOT_AUTHORIZED, BrokerUrl, ConnectOptions, MqttClient, Will
+from agent.reading import topics
+from agent.net.mqttclient import NOT_AUTHORIZED, BrokerUrl, ConnectOptions, MqttClient, Will
 from agent.publish.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Publisher:
         self.spool_file = spool_file
         self.limits = (max_rows, max_bytes)
         self.started_mono = started_mono if started_mono is not None else time.monotonic()
-        self.status_topic = naming.status_topic(self.cfg.topic, settings.node, settings.site)
+        self.status_topic = topics.status_topic(self.cfg.topic, settings.node, settings.site)
         self.backoff = Backoff(self.cfg.reconnect_min, self.cfg.reconnect_max)
         self.connected = False
         self.crashed = False

@@ -25,7 +25,7 @@ import sqlite3
 import time
 from typing import Any, Optional
 
-from agent.readings import Reading
+from agent.reading.model import Reading
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import random
 import statistics
 import time
 
-from agent.linktype import CLASSES, UNKNOWN, classify
+from agent.linktype.classify import CLASSES, UNKNOWN, classify
 from tests.linksim import prefix, simulate
 
 PER_CLASS = 200

@@ -15,8 +15,8 @@ from tests.fixtures.testbed import testbed_unavailable as why_no_testbed
 RUNS = 5
 DAEMONISH = """
 import asyncio, json, sys, psutil
-from agent.runner import adhoc_target, run_target
-from agent.readings import Identity
+from agent.probes.runner import adhoc_target, run_target
+from agent.reading.model import Identity
 import agent.probes  # the registry, as the daemon has it
 me = psutil.Process()
 agent.probes.registry()

@@ -13,14 +13,14 @@ import time
 
 from agent.config import parse_config
 from agent.probes.base import Outcome
-from agent.publish import naming
+from agent.reading import topics
 from agent.publish.mqtt import Publisher, PublisherSettings
 from agent.publish.spool import Spool
-from agent.readings import Identity, make_reading
+from agent.reading.model import Identity, make_reading
 
 NODE = "bench-node"
 SITE = {"kabupaten": "Musi Banyuasin", "kecamatan": "Sekayu", "desa": "Balai Agung"}
-TOPIC = naming.topic(naming.DEFAULT_TOPIC, NODE, SITE, "icmp")
+TOPIC = topics.topic(topics.DEFAULT_TOPIC, NODE, SITE, "icmp")
 FIELDS = {"sent": 5, "received": 5, "loss_pct": 0.0, "rtt_min_ms": 20.1, "rtt_avg_ms": 22.4, "rtt_max_ms": 30.2,
           "rtt_mdev_ms": 2.1, "rtt_p50_ms": 21.9, "rtt_p90_ms": 28.0, "rtt_p99_ms": 30.0, "jitter_ms": 1.7}  # fmt: skip
 

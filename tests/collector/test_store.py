@@ -9,8 +9,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from agent.collector.store import Store, open_store
-from agent.collector.validate import Record, Status, check_message
+from agent.collector.store.sqlite import Store, open_store
+from agent.reading.validate import Record, Status, check_message
 from tests.fixtures.collector import reading, split_pg, topic_for
 
 NODE = "muba-sekayu-balai-agung-01"

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.collector.validate import (
+from agent.reading.validate import (
     INVALID,
     MALFORMED,
     OVERSIZED,

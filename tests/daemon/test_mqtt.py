@@ -155,9 +155,9 @@ def iso_epoch(ts: str) -> float:
 def prefill_spool(state_dir: Path, n: int) -> list[dict]:
     """n real Readings in the agent's spool, as a long outage would leave them."""
     from agent.probes.base import Outcome
-    from agent.publish import naming
+    from agent.reading import topics
     from agent.publish.spool import Spool, spool_path
-    from agent.readings import Identity, make_reading
+    from agent.reading.model import Identity, make_reading
 
     spool = Spool(spool_path(str(state_dir)))
     site = {"kabupaten": "Musi Banyuasin", "kecamatan": "Sekayu", "desa": "Balai Agung"}
@@ -168,7 +168,7 @@ def prefill_spool(state_dir: Path, n: int) -> list[dict]:
         r = make_reading(
             ident, "tcp", "127.0.0.1:9", outcome, time.time() - 3600 + i, 100.0 + i, 0.001, spool.next_seq(NODE)
         )
-        spool.append(r, naming.topic(naming.DEFAULT_TOPIC, NODE, site, "tcp"))
+        spool.append(r, topics.topic(topics.DEFAULT_TOPIC, NODE, site, "tcp"))
         made.append(r.to_dict())
     spool.close()
     return made

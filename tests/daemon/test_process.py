@@ -119,7 +119,7 @@ def test_sd_notify_ready_status_and_watchdog_and_journald_priorities(agentd, tcp
     assert "STOPPING=1" in got
     # Under systemd, stderr lines carry syslog priorities for journald (<6> info, <7> debug).
     log = agent.stderr().splitlines()
-    assert any(line.startswith("<6>agent.daemon: netprobe") for line in log)
+    assert any(line.startswith("<6>agent.daemon.daemon: netprobe") for line in log)
     assert all(line[:3] in ("<7>", "<6>", "<4>", "<3>", "<2>") for line in log), log
 
 
@@ -170,7 +170,7 @@ def test_the_watchdog_is_not_petted_once_a_scheduler_task_has_died(tcp_listener,
     import io
 
     from agent.config import load_config
-    from agent.daemon import Daemon
+    from agent.daemon.daemon import Daemon
 
     name = f"netprobe-wd-{os.getpid()}-{time.monotonic_ns()}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

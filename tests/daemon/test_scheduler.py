@@ -8,7 +8,7 @@ import random
 
 from agent.config import TargetConfig
 from agent.probes.base import Outcome, Probe
-from agent.scheduler import Scheduler, first_delay, jittered
+from agent.daemon.scheduler import Scheduler, first_delay, jittered
 
 
 async def _noop(*_args):

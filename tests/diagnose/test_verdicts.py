@@ -8,10 +8,11 @@ from typing import Any, Optional
 
 import pytest
 
-from agent import i18n, verdicts
-from agent.diagnose import Diagnosis
+from agent import i18n
+from agent.diagnose import verdicts
+from agent.diagnose.run import Diagnosis
 from agent.probes.base import Outcome, ProbeError
-from agent.readings import Identity, Reading, make_reading
+from agent.reading.model import Identity, Reading, make_reading
 
 ID = Identity("muba-lais-1", {"kecamatan": "Lais", "desa": "Petaling"})
 

@@ -12,10 +12,10 @@ import threading
 
 import pytest
 
-from agent import linkfeatures as lf
-from agent.linkevidence import dish_answered, interface_facts, is_vpn, probe_dish
-from agent.linkfeatures import Sample
-from agent.linktype import (
+from agent.linktype import features as lf
+from agent.linktype.evidence import dish_answered, interface_facts, is_vpn, probe_dish
+from agent.linktype.features import Sample
+from agent.linktype.classify import (
     CELLULAR,
     FIBER,
     GEO,
@@ -277,7 +277,7 @@ C_KM_S = 299_792.458
 
 
 def test_geo_rule_sits_below_the_four_leg_physics_floor_and_above_any_terrestrial_path():
-    from agent.linktype import GEO_FLOOR_MS
+    from agent.linktype.classify import GEO_FLOOR_MS
 
     geo_floor = 4 * 35_786 / C_KM_S * 1000  # zenith, both ends
     horizon = 4 * math.sqrt(42_164.0**2 - 6_378.137**2) / C_KM_S * 1000
@@ -334,9 +334,9 @@ def test_diagnose_link_check_skips_when_the_other_checks_used_up_the_20s():
     import time
 
     from agent.config import parse_config
-    from agent.linkcheck import diagnose_check, time_spent
+    from agent.diagnose.link import diagnose_check, time_spent
     from agent.probes.base import Outcome
-    from agent.readings import Identity, make_reading
+    from agent.reading.model import Identity, make_reading
 
     ident = Identity("n", {})
     slow = [

@@ -7,8 +7,8 @@ import os
 
 from agent.probes import host, registry
 from agent.probes.base import ProbeContext
-from agent.runner import adhoc_target, run_target
-from agent.readings import Identity
+from agent.probes.runner import adhoc_target, run_target
+from agent.reading.model import Identity
 
 
 def sys_counter(iface: str, name: str) -> int:

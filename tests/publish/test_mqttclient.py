@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.publish.mqttclient import BrokerUrl
+from agent.net.mqttclient import BrokerUrl
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,7 +18,7 @@ ROUND_TRIP = r"""
 import sys, time
 sys.path.insert(0, sys.argv[3])
 import paho.mqtt
-from agent.publish.mqttclient import BrokerUrl, ConnectOptions, MqttClient
+from agent.net.mqttclient import BrokerUrl, ConnectOptions, MqttClient
 events = []
 c = MqttClient(ConnectOptions(url=BrokerUrl.parse(sys.argv[1]), client_id="rt-" + paho.mqtt.__version__ + sys.argv[2], protocol=sys.argv[2]))
 c.on_connect = lambda ok, reason, sp: events.append(("connect", ok))

@@ -11,7 +11,7 @@ import time
 
 from agent.probes.base import Outcome
 from agent.publish.spool import Spool
-from agent.readings import Identity, make_reading
+from agent.reading.model import Identity, make_reading
 from tests.fixtures.agentd import ROOT
 
 IDENT = Identity("node-a", {"kecamatan": "Sekayu", "desa": "Balai Agung"})
@@ -68,7 +68,7 @@ WRITER = r"""
 import sys, time
 sys.path.insert(0, sys.argv[2])
 from agent.publish.spool import Spool
-from agent.readings import Identity, make_reading
+from agent.reading.model import Identity, make_reading
 from agent.probes.base import Outcome
 spool = Spool(sys.argv[1])
 ident = Identity("node-a", {})

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from agent.config import ConfigError, parse_config
-from agent.publish import naming
+from agent.reading import topics
 from agent.publish.mqtt import Backoff
 
 
@@ -25,15 +25,15 @@ from agent.publish.mqtt import Backoff
     ],
 )
 def test_site_values_are_slugified_for_topics(value, expected):
-    assert naming.slug(value) == expected
+    assert topics.slug(value) == expected
 
 
 def test_default_topic_and_status_topic():
     site = {"kabupaten": "Musi Banyuasin", "kecamatan": "Sekayu", "desa": "Balai Agung"}
-    assert naming.topic(naming.DEFAULT_TOPIC, "muba-01", site, "icmp") == "netprobe/sekayu/balai-agung/muba-01/icmp"
-    assert naming.status_topic(naming.DEFAULT_TOPIC, "muba-01", site) == "netprobe/sekayu/balai-agung/muba-01/status"
+    assert topics.topic(topics.DEFAULT_TOPIC, "muba-01", site, "icmp") == "netprobe/sekayu/balai-agung/muba-01/icmp"
+    assert topics.status_topic(topics.DEFAULT_TOPIC, "muba-01", site) == "netprobe/sekayu/balai-agung/muba-01/status"
     custom = "np/{kabupaten}/{node}/{measurement}"
-    assert naming.topic(custom, "n1", site, "host") == "np/musi-banyuasin/n1/host"
+    assert topics.topic(custom, "n1", site, "host") == "np/musi-banyuasin/n1/host"
 
 
 @pytest.mark.parametrize(

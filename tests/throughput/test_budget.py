@@ -11,7 +11,7 @@ import textwrap
 
 from agent.config import parse_config
 from agent.probes.base import ProbeContext
-from agent.runner import adhoc_target, identity_of, run_target
+from agent.probes.runner import adhoc_target, identity_of, run_target
 from agent.throughput import budget
 
 RUN_ONCE = textwrap.dedent(
@@ -19,7 +19,7 @@ RUN_ONCE = textwrap.dedent(
     import asyncio, json, sys
     from agent.config import parse_config
     from agent.probes.base import ProbeContext
-    from agent.runner import adhoc_target, identity_of, run_target
+    from agent.probes.runner import adhoc_target, identity_of, run_target
 
     url, state_dir, daily_mb = sys.argv[1], sys.argv[2], float(sys.argv[3])
     cfg = parse_config({"node": {"state_dir": state_dir},

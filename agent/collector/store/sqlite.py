@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, Optional
 
-from agent.collector.validate import Record, Status
+from agent.reading.validate import Record, Status
 
 log = logging.getLogger(__name__)
 
@@ -400,7 +400,7 @@ def open_store(
 ) -> Store:
     """PostgreSQL when a DSN is given (psycopg is then imported), else the SQLite file at `path`."""
     if dsn:
-        from agent.collector.store_pg import PostgresStore
+        from agent.collector.store.postgres import PostgresStore
 
         return PostgresStore(dsn, pg_schema)
     return SQLiteStore(path, busy_timeout_s, readonly=readonly)

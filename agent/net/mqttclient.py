@@ -4,7 +4,7 @@ paho 2.0 changed the Client constructor and every callback signature. Rather
 than branch on the version all over the agent, everything MQTT goes through
 `MqttClient`, which offers one shape on both:
 
-    from agent.publish.mqttclient import BrokerUrl, ConnectOptions, MqttClient
+    from agent.net.mqttclient import BrokerUrl, ConnectOptions, MqttClient
 
     opts = ConnectOptions(url=BrokerUrl.parse("mqtts://broker:8883"), client_id="collector-1",
                           ca_file="/etc/ssl/ca.pem", username="u", password="secret")
@@ -40,7 +40,7 @@ from typing import Any, Callable, Optional
 
 import paho.mqtt.client as paho
 
-from agent.publish.naming import BrokerUrl
+from agent.reading.topics import BrokerUrl
 
 __all__ = ["BrokerUrl", "ConnectOptions", "MqttClient", "Will"]
 

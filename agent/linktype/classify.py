@@ -1,7 +1,7 @@
 """Which link a desa really has: fiber, GEO or LEO satellite, cellular, other.
 
 Pure functions: an `Observation` in, a `Verdict` out, no I/O (the gathering is
-in `agent.linkevidence`). Every rule that fires leaves an `Evidence` with its
+in `agent.linktype.evidence`). Every rule that fires leaves an `Evidence` with its
 numbers, so a technician or the regency office can see why.
 
 Rules and thresholds follow shared/notes/linktype-research.md (section 4):
@@ -23,8 +23,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
-from agent import linkfeatures as lf
-from agent.linkfeatures import PromoTrial, Sample
+from agent.linktype import features as lf
+from agent.linktype.features import PromoTrial, Sample
 
 FIBER, GEO, LEO, CELLULAR, OTHER, UNKNOWN = "fiber", "satellite-geo", "satellite-leo", "cellular", "other", "unknown"
 CLASSES = (FIBER, GEO, LEO, CELLULAR, OTHER)

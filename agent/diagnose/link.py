@@ -14,9 +14,9 @@ from typing import Any
 
 from agent.config import Config
 from agent.probes.base import TIMEOUT, Outcome, ProbeFailure
-from agent.readings import Reading, make_reading
-from agent.runner import identity_of
-from agent.verdicts import FAIL, OK, SKIP, Check, role_of
+from agent.reading.model import Reading, make_reading
+from agent.probes.runner import identity_of
+from agent.diagnose.verdicts import FAIL, OK, SKIP, Check, role_of
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def evidence_numbers(verdict: Any) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def look(cfg: Config, target: str, seconds: float) -> tuple[Any, Any, dict[str, Any]]:
-    from agent.linkevidence import Plan, gather
-    from agent.linktype import classify
+    from agent.linktype.evidence import Plan, gather
+    from agent.linktype.classify import classify
     from agent.probes.link import operators_from
 
     lt = cfg.linktype

@@ -80,7 +80,7 @@ def flush(cfg: object, spool: object, timeout: float) -> int:
     from agent.cli import err
     from agent.publish.mqtt import Publisher, PublisherSettings
     from agent.publish.spool import Spool
-    from agent.runner import identity_of
+    from agent.probes.runner import identity_of
 
     assert isinstance(spool, Spool)
     mqtt = cfg.mqtt  # type: ignore[attr-defined]

@@ -77,13 +77,13 @@ class Daemon:
         self._unhealthy_reported = False
         self._spool_error = ""
         self._apply(cfg)
-        from agent.sdnotify import Notifier
+        from agent.daemon.sdnotify import Notifier
 
         self.notifier = Notifier()
 
     def _apply(self, cfg: Any) -> None:
         from agent.probes.base import ProbeContext
-        from agent.runner import identity_of
+        from agent.probes.runner import identity_of
 
         self.cfg = cfg
         self.identity = identity_of(cfg)
@@ -92,14 +92,14 @@ class Daemon:
 
     # -- the measuring side ------------------------------------------------
     async def run_one(self, target: Any) -> None:
-        from agent.publish import naming
-        from agent.runner import run_target
+        from agent.reading import topics
+        from agent.probes.runner import run_target
 
         node = self.identity.node
         reading = await run_target(target, self.identity, self.ctx, seq=lambda: self.spool.next_seq(node))
         # No await between taking the seq and storing the row: nothing else can interleave.
         try:
-            self.spool.append(reading, naming.topic(self.cfg.mqtt.topic, node, reading.site, reading.measurement))
+            self.spool.append(reading, topics.topic(self.cfg.mqtt.topic, node, reading.site, reading.measurement))
         except sqlite3.Error as exc:  # disk full, read-only file system: say so once, keep measuring
             if str(exc) != self._spool_error:
                 self._spool_error = str(exc)
@@ -128,7 +128,7 @@ class Daemon:
 
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> int:
-        from agent.scheduler import Scheduler
+        from agent.daemon.scheduler import Scheduler
 
         loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()

@@ -1,6 +1,6 @@
 """Gathers what the link classifier reads: RTT series, hops, sysfs facts, the dish.
 
-This is the I/O half of `agent.linktype`. It sends paired ICMP echoes to the
+This is the I/O half of `agent.linktype.classify`. It sends paired ICMP echoes to the
 LAN gateway and to the first ISP hop (so LAN/Wi-Fi delay can be subtracted),
 watches the interface byte counters so only idle samples count, runs the
 cellular idle-promotion test, and asks 192.168.100.1:9200 whether a Starlink
@@ -20,9 +20,10 @@ import struct
 import time
 from typing import Any, Optional
 
-from agent import clock, netinfo
-from agent.linkfeatures import PromoTrial, Sample
-from agent.linktype import VPN_NAME_PREFIXES, InterfaceFacts, Observation, Operator
+from agent import clock
+from agent.net import iface
+from agent.linktype.features import PromoTrial, Sample
+from agent.linktype.classify import VPN_NAME_PREFIXES, InterfaceFacts, Observation, Operator
 from agent.probes.icmp import EchoTally, Exchange, open_socket
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ async def probe_dish(address: str, timeout: float = 1.5) -> tuple[bool, bool]:
     A DOCSIS cable modem serves its status page on 192.168.100.1 too, so only a
     proper HTTP/2 answer to the Device/Handle call counts as a dish.
     """
-    host, port = netinfo.split_host_port(address, 9200)
+    host, port = iface.split_host_port(address, 9200)
     host_seen = False
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
@@ -345,8 +346,8 @@ async def gather(
     target: str, plan: Plan, operators: tuple[Operator, ...] = (), asn: int = 0
 ) -> tuple[Observation, dict[str, Any]]:
     """Everything the classifier needs, and the facts worth reporting (ISP hop, interface)."""
-    address, _ = await netinfo.resolve(target, 3.0)
-    gateway = netinfo.default_gateway()
+    address, _ = await iface.resolve(target, 3.0)
+    gateway = iface.default_gateway()
     iface_name = default_interface()
     facts = interface_facts(iface_name) if iface_name else None
     loop = asyncio.get_running_loop()

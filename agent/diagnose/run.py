@@ -13,12 +13,13 @@ import json
 from collections.abc import Awaitable
 from typing import Any, Callable
 
-from agent import i18n, verdicts
+from agent import i18n
+from agent.diagnose import verdicts
 from agent.config import Config
 from agent.probes.base import ProbeContext
-from agent.readings import Reading
-from agent.runner import budget_s, identity_of, run_target
-from agent.verdicts import Check
+from agent.reading.model import Reading
+from agent.probes.runner import budget_s, identity_of, run_target
+from agent.diagnose.verdicts import Check
 
 DEADLINE_S = 17.0
 
@@ -27,8 +28,8 @@ DEADLINE_S = 17.0
 # parsed CLI args) -> (its Readings, its Checks). It runs after the latency checks.
 ExtraCheck = Callable[[Config, list[Reading], list[Check], Any], Awaitable[tuple[list[Reading], list[Check]]]]
 EXTRA_CHECKS: list[str] = [
-    "agent.throughput.diagnose_check:throughput_check",
-    "agent.linkcheck:diagnose_check",
+    "agent.diagnose.throughput:throughput_check",
+    "agent.diagnose.link:diagnose_check",
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 from agent import clock, probes
 from agent.config import Config, TargetConfig
 from agent.probes.base import INTERNAL, TIMEOUT, Outcome, ProbeContext, ProbeFailure
-from agent.readings import Identity, Reading, make_reading
+from agent.reading.model import Identity, Reading, make_reading
 
 log = logging.getLogger(__name__)
 

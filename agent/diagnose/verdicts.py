@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from agent.readings import Reading
+from agent.reading.model import Reading
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 HEALTHY, DEGRADED, DOWN = "healthy", "degraded", "down"

@@ -15,8 +15,8 @@ from typing import Any, Optional
 
 from agent.config import Config, TargetConfig
 from agent.probes.base import SKIPPED
-from agent.readings import Reading
-from agent.verdicts import FAIL, OK, SKIP, WARN, Check
+from agent.reading.model import Reading
+from agent.diagnose.verdicts import FAIL, OK, SKIP, WARN, Check
 
 NAME = "throughput"
 BAD_GRADES = ("D", "F")
@@ -35,7 +35,7 @@ def pick_target(cfg: Config) -> Optional[TargetConfig]:
             return dataclasses.replace(t, options=capped)
     if not cfg.throughput.server:
         return None
-    from agent.runner import adhoc_target
+    from agent.probes.runner import adhoc_target
 
     return adhoc_target(NAME, cfg.throughput.server, None, max_mb=cap_mb, max_seconds=DIAGNOSE_SECONDS)
 
@@ -96,7 +96,7 @@ async def throughput_check(
     cfg: Config, readings: list[Reading], checks: list[Check], args: Any
 ) -> tuple[list[Reading], list[Check]]:
     from agent.probes.throughput import ThroughputContext
-    from agent.runner import identity_of, run_target
+    from agent.probes.runner import identity_of, run_target
 
     if getattr(args, "no_throughput", False):
         return [], []

@@ -48,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
     import sqlite3
 
     from agent.cli import err, load_config_or_exit
-    from agent.daemon import Daemon
+    from agent.daemon.daemon import Daemon
 
     cfg = load_config_or_exit(args.config)
     if not cfg.node.id:

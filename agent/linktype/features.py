@@ -1,6 +1,6 @@
 """Features of an access link from RTT series: pure functions, no I/O.
 
-The link classifier (`agent.linktype`) reads these numbers, never packets. A
+The link classifier (`agent.linktype.classify`) reads these numbers, never packets. A
 series is a list of `Sample`s in send order; `idle` is False for samples taken
 while the interface counters showed other traffic (a throughput test, a
 download), because a loaded queue can add hundreds of ms on any medium.

@@ -23,11 +23,11 @@ EX_OK, EX_FAIL, EX_USAGE, EX_SOFTWARE, EX_NOPERM, EX_CONFIG = 0, 1, 64, 70, 77, 
 
 # (command, module, one-line help); the module provides add_arguments() and main().
 COMMANDS: list[tuple[str, str, str]] = [
-    ("run", "agent.runcmd", "run the agent: measure on schedule, spool, publish over MQTT"),
-    ("spool", "agent.spoolcmd", "the store-and-forward spool: status, or flush to the broker now"),
-    ("speed-server", "agent.speedserver", "LibreSpeed-compatible speed test server to test against"),
-    ("collect", "agent.collector.collectcmd", "the regency's collector: subscribe, validate, store readings"),
-    ("fleet", "agent.collector.fleetcmd", "the fleet view: dark desa, link types, per kecamatan (text, JSON, HTML)"),
+    ("run", "agent.cli.run", "run the agent: measure on schedule, spool, publish over MQTT"),
+    ("spool", "agent.cli.spool", "the store-and-forward spool: status, or flush to the broker now"),
+    ("speed-server", "agent.throughput.server", "LibreSpeed-compatible speed test server to test against"),
+    ("collect", "agent.cli.collect", "the regency's collector: subscribe, validate, store readings"),
+    ("fleet", "agent.cli.fleet", "the fleet view: dark desa, link types, per kecamatan (text, JSON, HTML)"),
 ]
 
 
@@ -119,7 +119,7 @@ def parse_option(text: str) -> tuple[str, Any]:
 def cmd_probe(args: argparse.Namespace) -> int:
     from agent import probes
     from agent.config import ConfigError
-    from agent.runner import adhoc_target, identity_of, run_target
+    from agent.probes.runner import adhoc_target, identity_of, run_target
 
     if args.kind not in probes.registry():
         err(f"unknown probe '{args.kind}'; choose one of: {', '.join(probes.registry())}")
@@ -179,7 +179,7 @@ def format_reading(reading: Any) -> str:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from agent.diagnose import diagnose
+    from agent.diagnose.run import diagnose
 
     cfg = load_config_or_exit(args.config)
     result = asyncio_run(diagnose(cfg, args))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, Optional
 
-from agent.collector.store import Store, StoreDown, schema_sql
+from agent.collector.store.sqlite import Store, StoreDown, schema_sql
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class PostgresStore(Store):
         for i in FLOATS:
             columns[i] = [None if v is None else float(v) for v in columns[i]]
         arrays = ", ".join(f"%s::{t}[]" for t in ARRAY_TYPES)
-        from agent.collector.store import READING_COLUMNS
+        from agent.collector.store.sqlite import READING_COLUMNS
 
         cur.execute(
             f"INSERT INTO readings ({READING_COLUMNS}) SELECT * FROM unnest({arrays}) "
