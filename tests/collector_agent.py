@@ -12,10 +12,10 @@ import json
 import signal
 import time
 
-from agent.probes.base import Outcome
 from agent.net.mqttclient import BrokerUrl, ConnectOptions, MqttClient, Will
-from agent.reading.topics import DEFAULT_TOPIC, status_topic, topic
+from agent.probes.base import Outcome
 from agent.reading.model import Identity, make_reading
+from agent.reading.topics import DEFAULT_TOPIC, status_topic, topic
 
 
 def main() -> None:

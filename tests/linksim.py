@@ -15,8 +15,8 @@ import math
 import random
 from typing import Any, Optional
 
-from agent.linktype.features import PromoTrial, Sample
 from agent.linktype.classify import CELLULAR, FIBER, GEO, LEO, OTHER, InterfaceFacts, Observation
+from agent.linktype.features import PromoTrial, Sample
 
 T0 = 1_795_000_000.0  # an epoch with second-of-minute 0 (1795000000 % 60 == 40: corrected below)
 T0 -= T0 % 60  # start on a whole minute, so UTC :12/:27/:42/:57 are at t0 + 12, 27, 42, 57
@@ -42,7 +42,7 @@ def _lan(rng: random.Random, wifi: bool) -> tuple[float, float]:
     return shared, abs(rng.gauss(0, 0.3))
 
 
-def make_access(kind: str, rng: random.Random, variant: str = ""):  # noqa: C901 - one branch per class
+def make_access(kind: str, rng: random.Random, variant: str = ""):
     """A stateful access-delay function for `kind` and a description of its draw."""
     if kind == FIBER:
         base = rng.uniform(0.4, 7.0)

@@ -23,8 +23,8 @@ from typing import Any, Callable, Optional
 
 from agent.collector.settings import CollectorConfig, read_password
 from agent.collector.store.sqlite import Store, StoreDown, open_store
-from agent.reading.validate import Record, Rejected, Status, check_message
 from agent.net.mqttclient import PAHO_V2, BrokerUrl, ConnectOptions, MqttClient
+from agent.reading.validate import Record, Rejected, Status, check_message
 
 log = logging.getLogger(__name__)
 

@@ -92,8 +92,8 @@ class Daemon:
 
     # -- the measuring side ------------------------------------------------
     async def run_one(self, target: Any) -> None:
-        from agent.reading import topics
         from agent.probes.runner import run_target
+        from agent.reading import topics
 
         node = self.identity.node
         reading = await run_target(target, self.identity, self.ctx, seq=lambda: self.spool.next_seq(node))

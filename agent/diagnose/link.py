@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 from agent.config import Config
-from agent.probes.base import TIMEOUT, Outcome, ProbeFailure
-from agent.reading.model import Reading, make_reading
-from agent.probes.runner import identity_of
 from agent.diagnose.verdicts import FAIL, OK, SKIP, Check, role_of
+from agent.probes.base import TIMEOUT, Outcome, ProbeFailure
+from agent.probes.runner import identity_of
+from agent.reading.model import Reading, make_reading
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def evidence_numbers(verdict: Any) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def look(cfg: Config, target: str, seconds: float) -> tuple[Any, Any, dict[str, Any]]:
-    from agent.linktype.evidence import Plan, gather
     from agent.linktype.classify import classify
+    from agent.linktype.evidence import Plan, gather
     from agent.probes.link import operators_from
 
     lt = cfg.linktype

@@ -14,12 +14,12 @@ from collections.abc import Awaitable
 from typing import Any, Callable
 
 from agent import i18n
-from agent.diagnose import verdicts
 from agent.config import Config
-from agent.probes.base import ProbeContext
-from agent.reading.model import Reading
-from agent.probes.runner import budget_s, identity_of, run_target
+from agent.diagnose import verdicts
 from agent.diagnose.verdicts import Check
+from agent.probes.base import ProbeContext
+from agent.probes.runner import budget_s, identity_of, run_target
+from agent.reading.model import Reading
 
 DEADLINE_S = 17.0
 

@@ -14,9 +14,9 @@ import sys
 from typing import Any, Optional
 
 from agent.config import Config, TargetConfig
+from agent.diagnose.verdicts import FAIL, OK, SKIP, WARN, Check
 from agent.probes.base import SKIPPED
 from agent.reading.model import Reading
-from agent.diagnose.verdicts import FAIL, OK, SKIP, WARN, Check
 
 NAME = "throughput"
 BAD_GRADES = ("D", "F")
@@ -95,8 +95,8 @@ class ProgressLine:
 async def throughput_check(
     cfg: Config, readings: list[Reading], checks: list[Check], args: Any
 ) -> tuple[list[Reading], list[Check]]:
-    from agent.probes.throughput import ThroughputContext
     from agent.probes.runner import identity_of, run_target
+    from agent.probes.throughput import ThroughputContext
 
     if getattr(args, "no_throughput", False):
         return [], []

@@ -21,9 +21,9 @@ import time
 from typing import Any, Optional
 
 from agent import clock
-from agent.net import iface
-from agent.linktype.features import PromoTrial, Sample
 from agent.linktype.classify import VPN_NAME_PREFIXES, InterfaceFacts, Observation, Operator
+from agent.linktype.features import PromoTrial, Sample
+from agent.net import iface
 from agent.probes.icmp import EchoTally, Exchange, open_socket
 
 log = logging.getLogger(__name__)

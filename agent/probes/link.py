@@ -117,8 +117,8 @@ def remember(state_dir: str, target: str, link_type: str) -> Optional[str]:
 
 
 async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:
-    from agent.linktype.evidence import gather
     from agent.linktype.classify import UNKNOWN, classify
+    from agent.linktype.evidence import gather
 
     cfg = ctx.config
     lt = getattr(cfg, "linktype", None)

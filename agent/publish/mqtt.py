@@ -26,9 +26,9 @@ from typing import Any, Optional
 
 from agent import __version__, clock
 from agent.config import MqttConfig
-from agent.reading import topics
 from agent.net.mqttclient import NOT_AUTHORIZED, BrokerUrl, ConnectOptions, MqttClient, Will
 from agent.publish.spool import Spool
+from agent.reading import topics
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import time
 
 from agent.config import parse_config
 from agent.probes.base import Outcome
-from agent.reading import topics
 from agent.publish.mqtt import Publisher, PublisherSettings
 from agent.publish.spool import Spool
+from agent.reading import topics
 from agent.reading.model import Identity, make_reading
 
 NODE = "bench-node"

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from tests.fixtures.agentd import agent_toml
 from tests.daemon.test_mqtt import NODE, PREFIX, readings, reported, seqs, statuses
+from tests.fixtures.agentd import agent_toml
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 CHECK = "import paho.mqtt, psutil, icmplib, dns.resolver, tomllib; assert paho.mqtt.__version__.startswith('1.')"

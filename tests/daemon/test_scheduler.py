@@ -7,8 +7,8 @@ import dataclasses
 import random
 
 from agent.config import TargetConfig
-from agent.probes.base import Outcome, Probe
 from agent.daemon.scheduler import Scheduler, first_delay, jittered
+from agent.probes.base import Outcome, Probe
 
 
 async def _noop(*_args):

@@ -13,8 +13,6 @@ import threading
 import pytest
 
 from agent.linktype import features as lf
-from agent.linktype.evidence import dish_answered, interface_facts, is_vpn, probe_dish
-from agent.linktype.features import Sample
 from agent.linktype.classify import (
     CELLULAR,
     FIBER,
@@ -27,6 +25,8 @@ from agent.linktype.classify import (
     Operator,
     classify,
 )
+from agent.linktype.evidence import dish_answered, interface_facts, is_vpn, probe_dish
+from agent.linktype.features import Sample
 from tests.linksim import T0, simulate
 
 STARLINK = Operator("Starlink", LEO, ("103.228.240.0/22",), (14593, 45700))

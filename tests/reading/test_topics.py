@@ -7,8 +7,8 @@ import random
 import pytest
 
 from agent.config import ConfigError, parse_config
-from agent.reading import topics
 from agent.publish.mqtt import Backoff
+from agent.reading import topics
 
 
 @pytest.mark.parametrize(
