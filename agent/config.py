@@ -18,8 +18,11 @@ import socket
 import sys
 from typing import Any, Optional
 
-from agent.reading.topics import DEFAULT_TOPIC, check_broker, check_template
+from agent.linktype.settings import LinktypeConfig
+from agent.probes.base import ProbeContext
+from agent.reading.topics import DEFAULT_TOPIC, check_broker, check_node_id, check_template
 from agent.schema import ConfigError, Problem, build, describe, field_names, internal, setting
+from agent.throughput.settings import ThroughputConfig
 
 __all__ = ["Config", "ConfigError", "TargetConfig", "load_config", "parse_config"]
 
@@ -30,13 +33,6 @@ else:  # pragma: no cover - Raspberry Pi OS bullseye
 
 DEFAULT_PATH = "/etc/netprobe/agent.toml"
 ENV_PATH = "NETPROBE_CONFIG"
-NODE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-
-
-def check_node_id(value: str) -> Optional[str]:
-    if value and not NODE_ID_RE.match(value):
-        return "use 1-64 of a-z 0-9 . _ - (lower case, no spaces; it goes into MQTT topics)"
-    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,66 +144,6 @@ class DaemonConfig:
     jitter: float = setting(0.1, min=0.0, max=0.5, help="each interval varies by up to this fraction")
 
 
-@dataclasses.dataclass(frozen=True)
-class ThroughputConfig:
-    """The node's data budget for throughput tests; each test's own settings are on its [[targets]] entry."""
-
-    enabled: bool = setting(False, help="scheduled throughput tests (they cost data); off: no test traffic at all")
-    monthly_budget_mb: float = setting(1000.0, min=0.0, help="MB per month for all tests; 0 = no limit")
-    daily_budget_mb: float = setting(100.0, min=0.0, help="MB per day for all tests; 0 = no limit")
-    reset_day: int = setting(1, min=1, max=31, help="day of the month the monthly quota starts again")
-    server: str = setting("", help="LibreSpeed/speed-server base URL for `netprobe diagnose`; empty: no test")
-    diagnose_max_mb: float = setting(10.0, above=0.0, help="byte cap of the diagnose test (MB)")
-
-
-def check_prefixes(values: list[str]) -> Optional[str]:
-    import ipaddress
-
-    for v in values:
-        try:
-            ipaddress.ip_network(v, strict=False)
-        except ValueError:
-            return f"'{v}' is not an address block like 103.228.240.0/22"
-    return None
-
-
-@dataclasses.dataclass(frozen=True)
-class OperatorConfig:
-    name: str = setting(help="e.g. Starlink Indonesia")
-    link_type: str = setting(
-        choices=("fiber", "satellite-geo", "satellite-leo", "cellular", "other"), help="what this operator sells"
-    )
-    prefixes: list[str] = setting(factory=list, check=check_prefixes, help="address blocks seen in its first hops")
-    asns: list[int] = setting(factory=list, help="its AS numbers")
-
-
-# Starlink's ASNs, AS45700 being the Indonesian entity (shared/notes/linktype-research.md §3.6).
-DEFAULT_OPERATORS: tuple[OperatorConfig, ...] = (
-    OperatorConfig(
-        "Starlink", "satellite-leo", ["103.228.240.0/22", "116.254.96.0/22", "179.65.192.0/21"], [14593, 45700]
-    ),
-    OperatorConfig("Telkomsel", "cellular", [], [23693]),
-    OperatorConfig("Telkom IndiHome", "fiber", [], [7713, 17974]),
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class LinktypeConfig:
-    enabled: bool = setting(True, help="classify the uplink: fiber, satellite, cellular")
-    observe_s: float = setting(180.0, min=5.0, max=1800.0, help="seconds of paired pings per link run")
-    rate_hz: float = setting(5.0, min=0.5, max=20.0, help="pings per second to the gateway and the ISP hop")
-    promo_trials: int = setting(2, min=0, max=5, help="cellular idle-promotion trials per run")
-    promo_idle_s: float = setting(20.0, min=1.0, max=120.0, help="silence before each promotion trial")
-    idle_max_kbps: float = setting(200.0, min=10.0, help="above this interface rate, samples are not idle")
-    isp_hop: str = setting("", help="the ISP's first hop; empty finds it with a short trace")
-    dish: str = setting("192.168.100.1:9200", help='Starlink dish gRPC address; "" skips the check')
-    asn: int = setting(0, min=0, help="this node's operator AS number, when known (0: unknown)")
-    confirm_s: float = setting(900.0, min=60.0, help="re-check this soon after the verdict changed")
-    operators: list[OperatorConfig] = setting(
-        factory=lambda: list(DEFAULT_OPERATORS), help="operators whose prefixes/ASNs name the link"
-    )
-
-
 DEFAULT_TARGETS: tuple[dict[str, Any], ...] = (
     {"kind": "icmp", "target": "gateway", "name": "gateway"},
     {"kind": "icmp", "target": "1.1.1.1", "name": "cloudflare"},
@@ -233,6 +169,12 @@ class Config:
     daemon: DaemonConfig = setting(factory=DaemonConfig)
     source: str = internal("")
     digest: str = internal("")
+
+    def probe_context(self, interactive: bool = False) -> ProbeContext:
+        """What a probe may know of this config beyond its own options."""
+        return ProbeContext(
+            state_dir=self.node.state_dir, linktype=self.linktype, throughput=self.throughput, interactive=interactive
+        )
 
     def target(self, name: str) -> TargetConfig:
         for t in self.targets:

@@ -119,7 +119,7 @@ def parse_option(text: str) -> tuple[str, Any]:
 def cmd_probe(args: argparse.Namespace) -> int:
     from agent import probes
     from agent.config import ConfigError
-    from agent.probes.runner import adhoc_target, identity_of, run_target
+    from agent.runner import adhoc_target, identity_of, run_target
 
     if args.kind not in probes.registry():
         err(f"unknown probe '{args.kind}'; choose one of: {', '.join(probes.registry())}")

@@ -78,9 +78,9 @@ def status(spool: object, as_json: bool) -> int:
 
 def flush(cfg: object, spool: object, timeout: float) -> int:
     from agent.cli import err
-    from agent.probes.runner import identity_of
     from agent.publish.mqtt import Publisher, PublisherSettings
     from agent.publish.spool import Spool
+    from agent.runner import identity_of
 
     assert isinstance(spool, Spool)
     mqtt = cfg.mqtt  # type: ignore[attr-defined]

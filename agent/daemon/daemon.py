@@ -17,9 +17,18 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Mapping
 from typing import Any, Optional, TextIO
 
 from agent import __version__
+from agent.config import Config, ConfigError, TargetConfig, load_config
+from agent.daemon.scheduler import Scheduler
+from agent.daemon.sdnotify import Notifier
+from agent.probes import host
+from agent.publish.spool import Spool, spool_path
+from agent.reading import topics
+from agent.reading.model import FieldValue
+from agent.runner import identity_of, run_target
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +37,18 @@ STOP_BUDGET_S = 4.0  # SIGTERM to exit: systemd and the brief allow 5 s
 HOST_TARGET = "self"
 
 
-def scheduled_targets(cfg: Any) -> list[Any]:
-    """cfg.targets, plus the host-health reading unless the config already has one or turns it off."""
-    from agent.config import TargetConfig
-    from agent.probes import host
-
-    targets = list(cfg.targets)
+def scheduled_targets(cfg: Config) -> list[TargetConfig]:
+    """What the daemon runs: cfg.targets, less the link look when `[linktype] enabled = false`,
+    plus the host-health reading unless the config already has one or turns it off."""
+    targets = [t for t in cfg.targets if cfg.linktype.enabled or t.kind != "link"]
     if cfg.daemon.host_interval > 0 and not any(t.kind == "host" for t in targets):
+        taken = {t.label for t in targets}
         targets.append(
             TargetConfig(
                 kind="host",
                 target=HOST_TARGET,
-                name="host",
+                # The scheduler keys its tasks by label: never share one with a user's target.
+                name="host" if "host" not in taken else f"host:{HOST_TARGET}",
                 interval=cfg.daemon.host_interval,
                 timeout=min(host.PROBE.timeout_s, cfg.daemon.host_interval / 2),
                 options=host.Options(),
@@ -49,9 +58,7 @@ def scheduled_targets(cfg: Any) -> list[Any]:
 
 
 class Daemon:
-    def __init__(self, cfg: Any, config_path: Optional[str], out: TextIO) -> None:
-        from agent.publish.spool import Spool, spool_path
-
+    def __init__(self, cfg: Config, config_path: Optional[str], out: TextIO) -> None:
         self.cfg = cfg
         self.config_path = config_path
         self.out = out
@@ -71,30 +78,22 @@ class Daemon:
             log.error("the spool %s is damaged (%s): moved to %s; starting a new one (seq restarts)", path, exc, aside)
             self.spool = Spool(path, *limits)
         self.publisher: Any = None
-        self.scheduler: Any = None
+        self.scheduler: Optional[Scheduler] = None
         self.stopping: Optional[asyncio.Event] = None
         self._reload_lock: Optional[asyncio.Lock] = None
         self._unhealthy_reported = False
         self._spool_error = ""
         self._apply(cfg)
-        from agent.daemon.sdnotify import Notifier
-
         self.notifier = Notifier()
 
-    def _apply(self, cfg: Any) -> None:
-        from agent.probes.base import ProbeContext
-        from agent.probes.runner import identity_of
-
+    def _apply(self, cfg: Config) -> None:
         self.cfg = cfg
         self.identity = identity_of(cfg)
-        self.ctx = ProbeContext(state_dir=cfg.node.state_dir, config=cfg)
+        self.ctx = cfg.probe_context()
         self.spool.max_rows, self.spool.max_bytes = cfg.spool.max_rows, int(cfg.spool.max_mb * 1e6)
 
     # -- the measuring side ------------------------------------------------
-    async def run_one(self, target: Any) -> None:
-        from agent.probes.runner import run_target
-        from agent.reading import topics
-
+    async def run_one(self, target: TargetConfig) -> Optional[Mapping[str, FieldValue]]:
         node = self.identity.node
         reading = await run_target(target, self.identity, self.ctx, seq=lambda: self.spool.next_seq(node))
         # No await between taking the seq and storing the row: nothing else can interleave.
@@ -104,7 +103,7 @@ class Daemon:
             if str(exc) != self._spool_error:
                 self._spool_error = str(exc)
                 log.error("cannot write to the spool %s: %s; this reading is lost", self.spool.path, exc)
-            return
+            return reading.fields
         self._spool_error = ""
         if self.cfg.mqtt.broker:
             if self.publisher is not None:  # None only for a moment during a reload
@@ -112,6 +111,7 @@ class Daemon:
         else:
             self.out.write(reading.to_json() + "\n")
             self.out.flush()
+        return reading.fields
 
     def _start_publisher(self) -> None:
         from agent.publish.mqtt import Publisher, PublisherSettings
@@ -128,8 +128,6 @@ class Daemon:
 
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> int:
-        from agent.daemon.scheduler import Scheduler
-
         loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -138,7 +136,11 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         self._start_publisher()
         self.scheduler = Scheduler(
-            scheduled_targets(self.cfg), self.run_one, splay=self.cfg.daemon.splay, jitter=self.cfg.daemon.jitter
+            scheduled_targets(self.cfg),
+            self.run_one,
+            splay=self.cfg.daemon.splay,
+            jitter=self.cfg.daemon.jitter,
+            ctx=self.ctx,
         )
         self.scheduler.start()
         log.info(
@@ -192,8 +194,6 @@ class Daemon:
             self.notifier.status(self.status_line())
 
     async def reload(self) -> None:
-        from agent.config import ConfigError, load_config
-
         assert self._reload_lock is not None
         async with self._reload_lock:
             if self.stopping is not None and self.stopping.is_set():
@@ -221,7 +221,9 @@ class Daemon:
                 if old_publisher is not None:
                     await asyncio.get_running_loop().run_in_executor(None, old_publisher.stop, 2.0)
                 self._start_publisher()
+            assert self.scheduler is not None
             self.scheduler.splay, self.scheduler.jitter = new.daemon.splay, new.daemon.jitter
+            self.scheduler.ctx = self.ctx
             await self.scheduler.replace(scheduled_targets(new))
             log.info("config reloaded from %s (%s): %d targets", new.source, new.digest, len(self.scheduler.targets))
             self.notifier.status(self.status_line())

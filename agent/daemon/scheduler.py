@@ -18,16 +18,18 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Callable, Optional
 
 from agent import probes
 from agent.config import TargetConfig
-from agent.probes.base import Probe
+from agent.probes.base import Probe, ProbeContext
+from agent.reading.model import FieldValue
 
 log = logging.getLogger(__name__)
 
-RunTarget = Callable[[TargetConfig], Awaitable[None]]
+# Runs a target once; returns the run's fields (a probe's own schedule may depend on them) or None.
+RunTarget = Callable[[TargetConfig], Awaitable[Optional[Mapping[str, FieldValue]]]]
 
 
 class HeavyGate:
@@ -88,6 +90,7 @@ class Scheduler:
         jitter: float = 0.1,
         rng: Optional[random.Random] = None,
         probe_of: Callable[[TargetConfig], Probe] = lambda t: probes.get(t.kind),
+        ctx: Optional[ProbeContext] = None,
     ) -> None:
         self.targets = list(targets)
         self.run = run
@@ -95,6 +98,7 @@ class Scheduler:
         self.jitter = jitter
         self.rng = rng or random.Random()
         self.probe_of = probe_of
+        self.ctx = ctx or ProbeContext()
         self.gate: Optional[HeavyGate] = None
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -121,9 +125,9 @@ class Scheduler:
         """Every target's task is alive (none has died of a bug)."""
         return all(not t.done() for t in self.tasks.values())
 
-    def gap(self, target: TargetConfig, probe: Probe) -> float:
+    def gap(self, target: TargetConfig, probe: Probe, last: Optional[Mapping[str, FieldValue]] = None) -> float:
         if probe.next_interval is not None:
-            return max(0.0, float(probe.next_interval(target, self.rng)))
+            return max(0.0, float(probe.next_interval(target.options, target.interval, last, self.ctx, self.rng)))
         return jittered(target.interval, self.jitter, self.rng)
 
     async def _loop(self, target: TargetConfig) -> None:
@@ -135,12 +139,13 @@ class Scheduler:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             started = loop.time()
             gate = self.gate.heavy() if probe.heavy else self.gate.light()
+            last: Optional[Mapping[str, FieldValue]] = None
             try:
                 async with gate:
-                    await self.run(target)
+                    last = await self.run(target)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a sink error must not end this target's schedule
                 log.exception("running %s failed", target.label)
             # Late runs are not made up in a burst: the next one is one gap after this one began.
-            next_at = max(started + self.gap(target, probe), loop.time())
+            next_at = max(started + self.gap(target, probe, last), loop.time())

@@ -14,9 +14,10 @@ from typing import Any
 
 from agent.config import Config
 from agent.diagnose.verdicts import FAIL, OK, SKIP, Check, role_of
+from agent.linktype.report import operators_from, verdict_fields
 from agent.probes.base import TIMEOUT, Outcome, ProbeFailure
-from agent.probes.runner import identity_of
 from agent.reading.model import Reading, make_reading
+from agent.runner import identity_of
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ def evidence_numbers(verdict: Any) -> list[tuple[str, dict[str, Any]]]:
 async def look(cfg: Config, target: str, seconds: float) -> tuple[Any, Any, dict[str, Any]]:
     from agent.linktype.classify import classify
     from agent.linktype.evidence import Plan, gather
-    from agent.probes.link import operators_from
 
     lt = cfg.linktype
     plan = Plan(
@@ -65,7 +65,7 @@ async def look(cfg: Config, target: str, seconds: float) -> tuple[Any, Any, dict
         dish_timeout=1.0,
         trace_wait=0.8,
     )
-    obs, facts = await gather(target, plan, operators_from(cfg), lt.asn)
+    obs, facts = await gather(target, plan, operators_from(lt), lt.asn)
     return classify(obs), obs, facts
 
 
@@ -74,7 +74,6 @@ async def diagnose_check(
 ) -> tuple[list[Reading], list[Check]]:
     """diagnose's EXTRA_CHECKS hook: ([the link Reading], [the "link" Check])."""
     from agent import clock
-    from agent.probes.link import verdict_fields
 
     if not cfg.linktype.enabled:
         return [], []

@@ -17,9 +17,8 @@ from agent import i18n
 from agent.config import Config
 from agent.diagnose import verdicts
 from agent.diagnose.verdicts import Check
-from agent.probes.base import ProbeContext
-from agent.probes.runner import budget_s, identity_of, run_target
 from agent.reading.model import Reading
+from agent.runner import budget_s, identity_of, run_target
 
 DEADLINE_S = 17.0
 
@@ -81,7 +80,7 @@ class Diagnosis:
 
 async def diagnose(cfg: Config, args: Any = None) -> Diagnosis:
     identity = identity_of(cfg)
-    ctx = ProbeContext(state_dir=cfg.node.state_dir, config=cfg, interactive=True)
+    ctx = cfg.probe_context(interactive=True)
     targets = [t for t in cfg.targets if verdicts.role_of(t.kind, t.target, t.options, t.role)]
     readings = list(
         await asyncio.gather(*(run_target(t, identity, ctx, limit_s=min(budget_s(t), DEADLINE_S)) for t in targets))

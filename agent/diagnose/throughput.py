@@ -35,7 +35,7 @@ def pick_target(cfg: Config) -> Optional[TargetConfig]:
             return dataclasses.replace(t, options=capped)
     if not cfg.throughput.server:
         return None
-    from agent.probes.runner import adhoc_target
+    from agent.runner import adhoc_target
 
     return adhoc_target(NAME, cfg.throughput.server, None, max_mb=cap_mb, max_seconds=DIAGNOSE_SECONDS)
 
@@ -95,8 +95,8 @@ class ProgressLine:
 async def throughput_check(
     cfg: Config, readings: list[Reading], checks: list[Check], args: Any
 ) -> tuple[list[Reading], list[Check]]:
-    from agent.probes.runner import identity_of, run_target
     from agent.probes.throughput import ThroughputContext
+    from agent.runner import identity_of, run_target
 
     if getattr(args, "no_throughput", False):
         return [], []
@@ -107,7 +107,13 @@ async def throughput_check(
         return [], [Check(NAME, SKIP, [("num.none", {})], ("hint.throughput_needs_internet", {}))]
     show = sys.stdout.isatty() and not getattr(args, "json", False)
     progress = ProgressLine(getattr(args, "lang", "en") or "en") if show else None
-    ctx = ThroughputContext(state_dir=cfg.node.state_dir, config=cfg, interactive=True, progress=progress)
+    ctx = ThroughputContext(
+        state_dir=cfg.node.state_dir,
+        linktype=cfg.linktype,
+        throughput=cfg.throughput,
+        interactive=True,
+        progress=progress,
+    )
     options = target.options
     limit = 2 * options.max_seconds + 3 * target.timeout
     try:

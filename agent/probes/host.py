@@ -126,8 +126,7 @@ async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) 
         psutil.cpu_percent(None)
         _primed = True
         await asyncio.sleep(min(0.5, timeout / 2))
-    state_dir = ctx.state_dir or (ctx.config.node.state_dir if ctx.config is not None else "/")
-    return Outcome(ok=True, fields=snapshot(state_dir, list(options.interfaces)))
+    return Outcome(ok=True, fields=snapshot(ctx.state_dir or "/", list(options.interfaces)))
 
 
 PROBE = Probe(

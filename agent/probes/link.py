@@ -22,15 +22,19 @@ import json
 import logging
 import os
 import random
+from collections.abc import Mapping
 from typing import Any, Optional
 
+from agent.linktype.classify import UNKNOWN, classify
+from agent.linktype.evidence import Plan, gather
+from agent.linktype.report import operators_from, verdict_fields
+from agent.linktype.settings import LinktypeConfig
 from agent.probes.base import FieldValue, Outcome, Probe, ProbeContext
 from agent.schema import setting
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "linktype.json"
-_needs_confirm: dict[str, bool] = {}  # target -> the last verdict was new or unknown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,11 +45,7 @@ class Options:
     isp_hop: str = setting("", help="the ISP's first hop; empty takes [linktype].isp_hop or traces it")
 
 
-def plan_from(cfg: Any, options: Options) -> Any:
-    from agent.config import LinktypeConfig
-    from agent.linktype.evidence import Plan
-
-    lt = getattr(cfg, "linktype", None) or LinktypeConfig()
+def plan_from(lt: LinktypeConfig, options: Options) -> Plan:
     return Plan(
         observe_s=options.observe_s or lt.observe_s,
         rate_hz=lt.rate_hz,
@@ -55,45 +55,6 @@ def plan_from(cfg: Any, options: Options) -> Any:
         dish=lt.dish,
         isp_hop=options.isp_hop or lt.isp_hop,
     )
-
-
-def operators_from(cfg: Any) -> tuple[Any, ...]:
-    from agent.config import LinktypeConfig
-    from agent.linktype.classify import Operator
-
-    lt = getattr(cfg, "linktype", None) or LinktypeConfig()
-    return tuple(Operator(o.name, o.link_type, tuple(o.prefixes), tuple(o.asns)) for o in lt.operators)
-
-
-def evidence_text(verdict: Any) -> str:
-    """Compact: every byte is paid for on a satellite link."""
-    parts = []
-    for e in verdict.evidence:
-        params = ",".join(f"{k}={v}" for k, v in e.params.items())
-        parts.append(f"{e.rule}:{params}" if params else e.rule)
-    return ";".join(parts)
-
-
-def verdict_fields(verdict: Any, obs: Any, facts: dict[str, Any]) -> dict[str, FieldValue]:
-    from agent.linktype import features as lf
-
-    floor = lf.access_floor(obs.gateway, obs.isp)
-    isp_min = lf.idle_min(obs.isp)
-    fields: dict[str, FieldValue] = {
-        "link_type": verdict.link_type,
-        "confidence": verdict.confidence,
-        "access": verdict.access,
-        "backhaul": verdict.backhaul,
-        "access_ms": round(floor, 2) if floor is not None else None,
-        "isp_min_ms": round(isp_min, 2) if isp_min is not None else None,
-        "isp_hop": facts.get("isp_hop", ""),
-        "idle_samples": len(lf.received(obs.isp)),
-        "samples": len(obs.isp),
-        "evidence": evidence_text(verdict),
-    }
-    if verdict.links:
-        fields["links"] = "+".join(v.link_type for v in verdict.links)
-    return fields
 
 
 def remember(state_dir: str, target: str, link_type: str) -> Optional[str]:
@@ -117,28 +78,27 @@ def remember(state_dir: str, target: str, link_type: str) -> Optional[str]:
 
 
 async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:
-    from agent.linktype.classify import UNKNOWN, classify
-    from agent.linktype.evidence import gather
-
-    cfg = ctx.config
-    lt = getattr(cfg, "linktype", None)
-    obs, facts = await gather(target, plan_from(cfg, options), operators_from(cfg), lt.asn if lt else 0)
+    lt = ctx.linktype
+    obs, facts = await gather(target, plan_from(lt, options), operators_from(lt), lt.asn)
     verdict = classify(obs)
     fields = verdict_fields(verdict, obs, facts)
     previous = remember(ctx.state_dir, target, verdict.link_type)
     changed = previous is not None and previous != verdict.link_type
     fields.update(changed=changed, previous=previous or "")
-    _needs_confirm[target] = changed or verdict.link_type == UNKNOWN
     return Outcome(ok=True, fields=fields)
 
 
-def next_interval(target: Any, rng: random.Random) -> float:
-    """Soon after a change (or an unknown verdict), otherwise the target's own interval."""
-    if _needs_confirm.get(getattr(target, "target", "")):
-        from agent.config import LinktypeConfig
-
-        return LinktypeConfig().confirm_s * rng.uniform(0.9, 1.1)
-    return float(getattr(target, "interval", PROBE_INTERVAL_S)) * rng.uniform(0.95, 1.05)
+def next_interval(
+    _options: Options,
+    interval: float,
+    last: Optional[Mapping[str, FieldValue]],
+    ctx: ProbeContext,
+    rng: random.Random,
+) -> float:
+    """`[linktype].confirm_s` after a changed or unknown verdict (confirm it soon), else the interval."""
+    if last is not None and (last.get("changed") is True or last.get("link_type") == UNKNOWN):
+        return ctx.linktype.confirm_s * rng.uniform(0.9, 1.1)
+    return interval * rng.uniform(0.95, 1.05)
 
 
 PROBE_INTERVAL_S = 4 * 3600.0

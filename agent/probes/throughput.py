@@ -26,10 +26,13 @@ import datetime as dt
 import logging
 import random
 import time
+from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 from agent.probes.base import SKIPPED, FieldValue, Outcome, Probe, ProbeContext, ProbeFailure
 from agent.schema import setting
+from agent.throughput.budget import Budget
+from agent.throughput.settings import ThroughputConfig
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +71,9 @@ def exponential_gap(mean: float, low: float, high: float, rng: random.Random) ->
     return min(max(rng.expovariate(1.0 / mean), low), max(low, high))
 
 
-def next_interval(target: Any, rng: random.Random) -> float:
-    o = getattr(target, "options", target)
+def next_interval(
+    o: Options, _interval: float, _last: Optional[Mapping[str, FieldValue]], _ctx: ProbeContext, rng: random.Random
+) -> float:
     return exponential_gap(o.mean_interval, o.min_interval, o.max_interval, rng)
 
 
@@ -117,11 +121,12 @@ async def measure(target: str, options: Options, timeout: float, progress: Any =
 async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:
     from agent.throughput import budget as b
 
-    tp = getattr(ctx.config, "throughput", None)
+    tp = ctx.throughput
     labels: dict[str, FieldValue] = {"backend": options.backend, "server": target}
-    if tp is not None and not tp.enabled and not ctx.interactive:
+    if not tp.enabled and not ctx.interactive:
         return Outcome.failed(SKIPPED, "throughput tests are off ([throughput] enabled = false)", **labels)
-    today = getattr(ctx, "today", None) or dt.date.today()
+    watched = ctx if isinstance(ctx, ThroughputContext) else None
+    today = (watched.today if watched else None) or dt.date.today()
     ledger = b.Ledger(ctx.state_dir) if ctx.state_dir else None
     rules = budget_of(tp)
     if ledger is not None and rules is not None:
@@ -132,7 +137,7 @@ async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) 
             state = b.roll(state, today, rules.reset_day)
             return Outcome.failed(SKIPPED, why, bytes_used=0, **labels, **budget_fields(state))
     try:
-        fields = await measure(target, options, timeout, getattr(ctx, "progress", None))
+        fields = await measure(target, options, timeout, watched.progress if watched else None)
     except ProbeFailure as exc:
         return Outcome.failed(exc.code, exc.message, **labels)
     if ledger is not None:
@@ -146,11 +151,7 @@ async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) 
     return Outcome(ok=True, fields=fields)
 
 
-def budget_of(tp: Any) -> Any:
-    from agent.throughput.budget import Budget
-
-    if tp is None:
-        return None
+def budget_of(tp: ThroughputConfig) -> Budget:
 
     def limit(mb: float) -> Optional[int]:
         return int(mb * 1e6) if mb > 0 else None

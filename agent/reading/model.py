@@ -9,12 +9,58 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from agent import clock
-from agent.probes.base import FieldValue, Outcome
 
 SCHEMA = 1
+
+FieldValue = Union[int, float, str, bool, None]
+
+# Error codes are part of the Reading contract: the collector counts them.
+TIMEOUT = "timeout"
+REFUSED = "refused"
+UNREACHABLE = "unreachable"
+RESOLVE_FAILED = "resolve_failed"
+NO_ROUTE = "no_route"
+PERMISSION = "permission"
+NXDOMAIN = "nxdomain"
+SERVFAIL = "servfail"
+DNS_ERROR = "dns_error"
+TLS_ERROR = "tls_error"
+HTTP_ERROR = "http_error"
+PROTOCOL_ERROR = "protocol_error"
+BAD_TARGET = "bad_target"
+SKIPPED = "skipped"
+INTERNAL = "internal"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeError:
+    code: str
+    message: str
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one probe run found; a Reading wraps it with identity and time."""
+
+    ok: bool
+    fields: dict[str, FieldValue] = dataclasses.field(default_factory=dict)
+    error: Optional[ProbeError] = None
+
+    @classmethod
+    def failed(cls, code: str, message: str, **fields: FieldValue) -> Outcome:
+        return cls(ok=False, fields=dict(fields), error=ProbeError(code, message))
+
+
+class ProbeFailure(Exception):
+    """Raised inside a probe's I/O part; turned into a failed Outcome."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 @dataclasses.dataclass(frozen=True)

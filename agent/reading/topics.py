@@ -26,6 +26,15 @@ PLACEHOLDERS = ("kabupaten", "kecamatan", "desa", "node", "measurement")
 STATUS = "status"
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
+# A node id goes into topics and file names: lower case, no spaces, no MQTT wildcards.
+NODE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def check_node_id(value: str) -> Optional[str]:
+    """Why `value` cannot be a node id, or None (empty is left to the caller)."""
+    if value and not NODE_ID_RE.match(value):
+        return "use 1-64 of a-z 0-9 . _ - (lower case, no spaces; it goes into MQTT topics)"
+    return None
 
 
 def slug(value: str) -> str:
@@ -53,6 +62,18 @@ def check_template(template: str) -> Optional[str]:
 def topic(template: str, node: str, site: dict[str, Any], measurement: str) -> str:
     values = {k: slug(str(site.get(k, ""))) for k in ("kabupaten", "kecamatan", "desa")}
     return template.format(node=node, measurement=measurement, **values)
+
+
+def parse_topic(topic: str, prefix: str = "netprobe") -> Optional[tuple[str, str]]:
+    """`prefix/{kecamatan}/{desa}/{node}/{measurement}` -> (node, measurement); None for any other shape.
+
+    The collector reads the default layout only: a custom `mqtt.topic` template is for
+    consumers that are not ours.
+    """
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != prefix or not all(parts):
+        return None
+    return parts[3], parts[4]
 
 
 def status_topic(template: str, node: str, site: dict[str, Any]) -> str:

@@ -13,7 +13,9 @@ import json
 import re
 from typing import Any, Optional, Union
 
-SCHEMA = 1
+from agent.reading.model import SCHEMA
+from agent.reading.topics import NODE_ID_RE, parse_topic
+
 MAX_PAYLOAD_BYTES = 64 * 1024
 
 # Rejection kinds, counted and logged once each.
@@ -23,9 +25,7 @@ UNKNOWN_SCHEMA = "unknown_schema"
 INVALID = "invalid"  # JSON object with missing keys or wrong types
 SPOOFED = "spoofed"  # node in the payload differs from the node in the topic
 BAD_TOPIC = "bad_topic"
-REJECT_KINDS = (OVERSIZED, MALFORMED, UNKNOWN_SCHEMA, INVALID, SPOOFED, BAD_TOPIC)
 
-NODE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ID_RE = re.compile(r"^[0-9A-Za-z-]{8,64}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_TEXT = 512
@@ -72,14 +72,6 @@ class Rejected:
 
 
 Outcome = Union[Record, Status, Rejected]
-
-
-def parse_topic(topic: str, prefix: str = "netprobe") -> Optional[tuple[str, str]]:
-    """`prefix/{kecamatan}/{desa}/{node}/{measurement}` -> (node, measurement)."""
-    parts = topic.split("/")
-    if len(parts) != 5 or parts[0] != prefix or not all(parts):
-        return None
-    return parts[3], parts[4]
 
 
 def parse_ts(text: Any) -> Optional[float]:
@@ -132,7 +124,7 @@ def _check_reading(data: dict[str, Any]) -> Optional[str]:
     """The reason the object is not a schema-1 Reading, or None."""
     checks: tuple[tuple[str, Any], ...] = (
         ("id", lambda v: isinstance(v, str) and ID_RE.match(v)),
-        ("node", lambda v: isinstance(v, str) and NODE_RE.match(v)),
+        ("node", lambda v: isinstance(v, str) and NODE_ID_RE.match(v)),
         ("seq", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63)),
         ("measurement", lambda v: isinstance(v, str) and NAME_RE.match(v)),
         ("target", lambda v: _text(v, 256) and v),

@@ -15,7 +15,7 @@ from tests.fixtures.testbed import testbed_unavailable as why_no_testbed
 RUNS = 5
 DAEMONISH = """
 import asyncio, json, sys, psutil
-from agent.probes.runner import adhoc_target, run_target
+from agent.runner import adhoc_target, run_target
 from agent.reading.model import Identity
 import agent.probes  # the registry, as the daemon has it
 me = psutil.Process()

@@ -56,7 +56,7 @@ def test_probe_icmp_json_prints_a_full_reading() -> None:
 
 def test_latency_probe_does_not_load_scapy_or_speedtest() -> None:
     code = (
-        "import sys, asyncio; from agent.probes.runner import adhoc_target, run_target; from agent.reading.model import Identity;"
+        "import sys, asyncio; from agent.runner import adhoc_target, run_target; from agent.reading.model import Identity;"
         "asyncio.run(run_target(adhoc_target('icmp', '127.0.0.1', 1.0, count=1), Identity('n', {})));"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scapy', 'speedtest')))"
     )
@@ -207,7 +207,7 @@ def test_a_silent_target_does_not_hold_up_another(netns: str) -> None:
         subprocess.run([*in_ns(netns), *cmd.split()], check=True)
     code = (
         "import asyncio, json\n"
-        "from agent.probes.runner import adhoc_target, run_target\n"
+        "from agent.runner import adhoc_target, run_target\n"
         "from agent.reading.model import Identity\n"
         "async def main():\n"
         "    ident = Identity('n', {})\n"

@@ -97,7 +97,7 @@ def test_first_runs_are_splayed_and_later_gaps_jittered():
 def test_a_probe_may_bring_its_own_schedule():
     calls: list[float] = []
 
-    def exponential(t, rng: random.Random) -> float:
+    def exponential(options, interval, last, ctx, rng: random.Random) -> float:
         gap = rng.expovariate(1 / 0.05)
         calls.append(gap)
         return gap

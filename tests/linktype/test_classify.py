@@ -297,34 +297,40 @@ def test_random_loss_lands_near_boundaries_two_fifteenths_of_the_time():
 # ----- the link probe's schedule and config ----------------------------------------
 
 
-def test_link_probe_remembers_the_verdict_and_rechecks_soon_after_a_change(tmp_path):
+def test_link_probe_remembers_the_verdict_and_rechecks_after_the_configured_confirm_s(tmp_path):
     import random
 
-    from agent.config import LinktypeConfig, parse_config
+    from agent.config import parse_config
     from agent.probes import link
 
     assert link.remember(str(tmp_path), "1.1.1.1", FIBER) is None
     assert link.remember(str(tmp_path), "1.1.1.1", GEO) == FIBER
-    cfg = parse_config({"targets": [{"kind": "link", "target": "1.1.1.1"}]})
-    target = cfg.targets[0]
+    cfg = parse_config({"linktype": {"confirm_s": 120}, "targets": [{"kind": "link", "target": "1.1.1.1"}]})
+    target, ctx = cfg.targets[0], cfg.probe_context()
     assert target.interval == link.PROBE_INTERVAL_S and link.PROBE.heavy is False
     rng = random.Random(1)
-    link._needs_confirm["1.1.1.1"] = True
-    soon = link.next_interval(target, rng)
-    link._needs_confirm["1.1.1.1"] = False
-    later = link.next_interval(target, rng)
-    assert soon <= LinktypeConfig().confirm_s * 1.1 < 3600 < later
+
+    def gap(last):
+        return link.next_interval(target.options, target.interval, last, ctx, rng)
+
+    changed = gap({"link_type": GEO, "changed": True})
+    unknown = gap({"link_type": "unknown", "changed": False})
+    steady = gap({"link_type": GEO, "changed": False})
+    first = gap(None)
+    # [linktype].confirm_s = 120 is honoured (it used to fall back to the default 900 s).
+    assert 108 <= changed <= 132 and 108 <= unknown <= 132
+    assert steady > 3600 and first > 3600
 
 
 def test_operators_from_config_name_the_link_by_prefix():
     from agent.config import parse_config
-    from agent.probes.link import operators_from
+    from agent.linktype.report import operators_from
 
     cfg = parse_config(
         {"linktype": {"operators": [{"name": "Desa WISP", "link_type": "other", "prefixes": ["203.0.113.0/28"]}]}}
     )
     obs, _ = simulate(CELLULAR, seed=91, duration_s=30, load=False)  # too short to tell on timing
-    ops = operators_from(cfg)
+    ops = operators_from(cfg.linktype)
     verdict = classify(dataclasses.replace(obs, hops=("198.51.100.1", "203.0.113.1"), operators=ops))
     ev = next(e for e in verdict.evidence if e.rule == "operator")
     assert ev.params == {"operator": "Desa WISP", "match": "203.0.113.1"} and ev.link_type == OTHER

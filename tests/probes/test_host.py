@@ -7,7 +7,7 @@ import os
 
 from agent.probes import host, registry
 from agent.probes.base import ProbeContext
-from agent.probes.runner import adhoc_target, run_target
+from agent.runner import adhoc_target, run_target
 from agent.reading.model import Identity
 
 

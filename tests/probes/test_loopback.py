@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent.probes.runner import adhoc_target, run_target
+from agent.runner import adhoc_target, run_target
 from agent.reading.model import Identity, Reading
 
 IDENTITY = Identity(node="muba-sekayu-balai-agung-01", site={"kecamatan": "Sekayu", "desa": "Balai Agung"})

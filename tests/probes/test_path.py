@@ -79,7 +79,7 @@ def test_the_agent_process_never_imports_scapy_for_a_path_probe(testbed):
     tb = testbed("fiber")
     code = (
         "import asyncio, sys;"
-        "from agent.probes.runner import adhoc_target, run_target;"
+        "from agent.runner import adhoc_target, run_target;"
         "from agent.reading.model import Identity;"
         f"r = asyncio.run(run_target(adhoc_target('path', '{tb.server_ip}', None), Identity('n', {{}})));"
         # VmHWM, not ru_maxrss: ru_maxrss keeps the high-water mark of the forked pytest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import asyncio
 import json
 import socket
@@ -10,22 +11,20 @@ import sys
 import textwrap
 
 from agent.config import parse_config
-from agent.probes.base import ProbeContext
-from agent.probes.runner import adhoc_target, identity_of, run_target
+from agent.runner import adhoc_target, identity_of, run_target
 from agent.throughput import budget
 
 RUN_ONCE = textwrap.dedent(
     """
     import asyncio, json, sys
     from agent.config import parse_config
-    from agent.probes.base import ProbeContext
-    from agent.probes.runner import adhoc_target, identity_of, run_target
+    from agent.runner import adhoc_target, identity_of, run_target
 
     url, state_dir, daily_mb = sys.argv[1], sys.argv[2], float(sys.argv[3])
     cfg = parse_config({"node": {"state_dir": state_dir},
                         "throughput": {"enabled": True, "daily_budget_mb": daily_mb}})
     target = adhoc_target("throughput", url, None, max_mb=3.0, max_seconds=3.0)
-    ctx = ProbeContext(state_dir=state_dir, config=cfg, interactive=False)
+    ctx = cfg.probe_context()
     print(asyncio.run(run_target(target, identity_of(cfg), ctx)).to_json())
     """
 )
@@ -71,7 +70,7 @@ def test_disabled_by_default_a_scheduled_test_sends_nothing(tmp_path):
         listener.setblocking(False)
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         target = adhoc_target("throughput", url, None)
-        ctx = ProbeContext(state_dir=str(tmp_path), config=cfg, interactive=False)
+        ctx = dataclasses.replace(cfg.probe_context(), state_dir=str(tmp_path))
         reading = asyncio.run(run_target(target, identity_of(cfg), ctx))
         try:
             listener.accept()
@@ -103,7 +102,7 @@ def test_an_unwritable_state_directory_keeps_the_measurement_and_says_why(speed_
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     cfg = parse_config({"node": {"state_dir": str(not_a_dir)}, "throughput": {"enabled": True}})
-    ctx = ProbeContext(state_dir=str(not_a_dir), config=cfg)
+    ctx = dataclasses.replace(cfg.probe_context(), state_dir=str(not_a_dir))
     reading = asyncio.run(run_target(adhoc_target("throughput", srv.url, None, max_mb=1.0), identity_of(cfg), ctx))
     assert reading.ok and reading.fields["download_mbps"] > 0
     assert reading.fields["ledger_error"] == "File exists"  # makedirs on a file

@@ -14,7 +14,7 @@ import pytest
 
 from agent.diagnose.throughput import to_check
 from agent.probes import throughput as probe
-from agent.probes.base import PROTOCOL_ERROR, REFUSED, Outcome, ProbeFailure
+from agent.probes.base import PROTOCOL_ERROR, REFUSED, Outcome, ProbeContext, ProbeFailure
 from agent.reading.model import Identity, make_reading
 from agent.throughput import bloat, budget, iperf3, speedtest
 from agent.throughput.estimator import STABLE, TIME_CAP, Allowance, RateEstimator, StopRules
@@ -215,7 +215,7 @@ def test_throughput_is_a_heavy_probe_with_its_own_schedule():
 def test_schedule_gaps_are_exponential_with_clamps():
     opts = probe.Options(mean_interval=6 * 3600, min_interval=3600, max_interval=24 * 3600)
     rng = random.Random(5)
-    gaps = [probe.next_interval(opts, rng) for _ in range(20000)]
+    gaps = [probe.next_interval(opts, 0.0, None, ProbeContext(), rng) for _ in range(20000)]
     assert min(gaps) == 3600 and max(gaps) == 24 * 3600
     m, lo, hi = 6 * 3600, 3600, 24 * 3600
     expected = lo + m * (math.exp(-lo / m) - math.exp(-hi / m))  # E[clamp(Exp(m), lo, hi)]
@@ -263,5 +263,7 @@ def test_discovering_the_throughput_probe_loads_no_backend():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    # The settings and the budget ledger are small and pure; every backend waits for a test to run.
+    loaded = set(eval(out.stdout))
+    assert loaded <= {"agent.throughput", "agent.throughput.settings", "agent.throughput.budget"}, loaded
 

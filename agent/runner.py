@@ -44,7 +44,7 @@ async def run_target(
     limit_s: Optional[float] = None,
 ) -> Reading:
     probe = probes.get(target.kind)
-    ctx = ctx or ProbeContext()
+    ctx = ctx or ProbeContext(interactive=True)  # no context: a person's ad-hoc run
     started_epoch, started_mono, t0 = time.time(), clock.monotonic_s(), time.perf_counter()
     limit = limit_s if limit_s is not None else budget_s(target)
     try:
