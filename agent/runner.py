@@ -12,9 +12,10 @@ import time
 from typing import Any, Callable, Optional
 
 from agent import clock, probes
-from agent.config import Config, TargetConfig
+from agent.config import Config, TargetConfig, build_target
 from agent.probes.base import INTERNAL, TIMEOUT, Outcome, ProbeContext, ProbeFailure
 from agent.reading.model import Identity, Reading, make_reading
+from agent.schema import ConfigError, Problem, TomlValue
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,8 @@ async def run_target(
     )
 
 
-def adhoc_target(kind: str, target: str, timeout: Optional[float], **options: Any) -> TargetConfig:
+def adhoc_target(kind: str, target: str, timeout: Optional[float], **options: Optional[TomlValue]) -> TargetConfig:
     """A TargetConfig for a command-line probe, validated like a config entry."""
-    from agent.config import build_target
-    from agent.schema import ConfigError, Problem
-
     data: dict[str, Any] = {"kind": kind, "target": target, **{k: v for k, v in options.items() if v is not None}}
     if timeout is not None:
         data["timeout"] = timeout

@@ -13,6 +13,8 @@ import difflib
 from typing import Any, Callable, Optional, Union, get_args, get_origin, get_type_hints
 
 Check = Callable[[Any], Optional[str]]
+# What a parsed TOML value can be: the loader's input, before it is checked and typed.
+TomlValue = Union[str, int, float, bool, list[Any], dict[str, Any]]
 
 
 @dataclasses.dataclass(frozen=True)

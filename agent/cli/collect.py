@@ -8,6 +8,10 @@ import signal
 import sys
 from typing import Any
 
+from agent.cli.common import err
+from agent.cli.exitcodes import EX_CONFIG
+from agent.schema import ConfigError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -19,10 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from agent.cli import EX_CONFIG, err
+    # The collector runs on a server; a node's daemon, which builds the same parser, never loads it.
     from agent.collector.service import Collector
     from agent.collector.settings import load_collector_config, read_password
-    from agent.schema import ConfigError
 
     try:
         cfg = load_collector_config(args.config)
@@ -31,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
         for line in exc.summary().splitlines():
             err(line)
         return EX_CONFIG
-    if not getattr(args, "verbose", False):  # a daemon: say what it is doing, without debug noise
+    if not args.verbose:  # a daemon: say what it is doing, without debug noise
         logging.getLogger("agent.collector").setLevel(logging.INFO)
         logging.getLogger().setLevel(logging.INFO)
     collector = Collector(cfg)

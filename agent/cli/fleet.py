@@ -7,6 +7,10 @@ import json
 import time
 from typing import Any
 
+from agent.cli.common import err
+from agent.cli.exitcodes import EX_CONFIG, EX_FAIL, EX_OK, EX_USAGE
+from agent.schema import ConfigError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", metavar="PATH", help="collector config (finds the database)")
@@ -16,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", choices=("en", "id"), default="en", help="language of the text and the page")
 
 
-def gather(store: Any, cfg: Any, kecamatan: Any, now: float) -> dict[str, Any]:
+def fleet_data(store: Any, cfg: Any, kecamatan: Any, now: float) -> dict[str, Any]:
     from agent.collector import fleet
     from agent.collector.store.sqlite import month_of
 
@@ -102,12 +106,11 @@ def table(rows: list[list[Any]]) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from agent.cli import EX_CONFIG, EX_FAIL, EX_USAGE, err
+    # The collector's modules stay out of a node's daemon, which builds the same parser.
     from agent.collector import fleet
     from agent.collector.htmlview import render_html
     from agent.collector.settings import load_collector_config
     from agent.collector.store.sqlite import StoreDown, open_store
-    from agent.schema import ConfigError
 
     try:
         cfg = load_collector_config(args.config)
@@ -122,7 +125,7 @@ def main(args: argparse.Namespace) -> int:
         return EX_FAIL
     try:
         now = time.time()
-        data = gather(store, cfg, args.kecamatan, now)
+        data = fleet_data(store, cfg, args.kecamatan, now)
         if args.kecamatan and not data["views"]:
             known = ", ".join(k for k in data["known"] if k) or "none yet"
             err(f"no nodes in kecamatan '{args.kecamatan}'; known: {known}")
@@ -149,4 +152,4 @@ def main(args: argparse.Namespace) -> int:
         return EX_FAIL
     finally:
         store.close()
-    return 0
+    return EX_OK

@@ -12,13 +12,13 @@ import logging
 import os
 import sys
 
-EX_CANTCREAT, EX_CONFIG = 73, 78
+from agent.cli.common import add_config_arg, err, load_config_or_exit
+from agent.cli.exitcodes import EX_CANTCREAT, EX_CONFIG
+
 SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from agent.cli import add_config_arg
-
     add_config_arg(p)
 
 
@@ -47,8 +47,7 @@ def main(args: argparse.Namespace) -> int:
     import asyncio
     import sqlite3
 
-    from agent.cli import err, load_config_or_exit
-    from agent.daemon.daemon import Daemon
+    from agent.daemon.daemon import Daemon  # not at import: building the parser must not load the daemon
 
     cfg = load_config_or_exit(args.config)
     if not cfg.node.id:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import time
 
-EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
+from agent.cli.common import add_config_arg, err, load_config_or_exit
+from agent.cli.exitcodes import EX_CONFIG, EX_FAIL, EX_OK, EX_USAGE
+from agent.config import Config
+from agent.publish.mqtt import Publisher, PublisherSettings
+from agent.publish.spool import Spool, spool_path
+from agent.runner import identity_of
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from agent.cli import add_config_arg
-
     sub = p.add_subparsers(dest="spool_action", metavar="ACTION")
     s = sub.add_parser("status", help="readings waiting, oldest, dropped, last sequence numbers")
     add_config_arg(s)
@@ -23,14 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import sqlite3
-
-    from agent.cli import err, load_config_or_exit
-    from agent.publish.spool import Spool, spool_path
-
-    if not getattr(args, "spool_action", None):
+    if not args.spool_action:
         err("spool: choose an action: status or flush")
-        return 64
+        return EX_USAGE
     cfg = load_config_or_exit(args.config)
     path = spool_path(cfg.node.state_dir)
     if args.spool_action == "status" and not os.path.exists(path):
@@ -49,10 +48,7 @@ def main(args: argparse.Namespace) -> int:
         spool.close()
 
 
-def status(spool: object, as_json: bool) -> int:
-    from agent.publish.spool import Spool
-
-    assert isinstance(spool, Spool)
+def status(spool: Spool, as_json: bool) -> int:
     stats, oldest = spool.stats(), spool.oldest()
     last_seq = spool.last_seqs()
     report = {
@@ -76,19 +72,13 @@ def status(spool: object, as_json: bool) -> int:
     return EX_OK
 
 
-def flush(cfg: object, spool: object, timeout: float) -> int:
-    from agent.cli import err
-    from agent.publish.mqtt import Publisher, PublisherSettings
-    from agent.publish.spool import Spool
-    from agent.runner import identity_of
-
-    assert isinstance(spool, Spool)
-    mqtt = cfg.mqtt  # type: ignore[attr-defined]
+def flush(cfg: Config, spool: Spool, timeout: float) -> int:
+    mqtt = cfg.mqtt
     if not mqtt.broker:
         err("no broker configured (mqtt.broker): nothing to flush to")
         return EX_CONFIG
     before = spool.stats().rows
-    ident = identity_of(cfg)  # type: ignore[arg-type]
+    ident = identity_of(cfg)
     # Its own client id, so a running daemon's session is not taken over; no status announcements.
     settings = PublisherSettings(
         mqtt=mqtt, node=ident.node, site=ident.site, announce=False, client_id=f"{ident.node}-flush"

@@ -12,8 +12,12 @@ import logging
 import time
 from typing import Any
 
+from agent import clock
 from agent.config import Config
+from agent.diagnose.options import DEADLINE_S, DiagnoseOptions
 from agent.diagnose.verdicts import FAIL, OK, SKIP, Check, role_of
+from agent.linktype.classify import classify
+from agent.linktype.evidence import Plan, gather
 from agent.linktype.report import operators_from, verdict_fields
 from agent.probes.base import TIMEOUT, Outcome, ProbeFailure
 from agent.reading.model import Reading, make_reading
@@ -23,7 +27,6 @@ log = logging.getLogger(__name__)
 
 LOOK_S = 4.0
 LIMIT_S = 8.0
-DIAGNOSE_BUDGET_S = 19.0  # diagnose promises an answer within 20 s
 LATENCY_KINDS = ("icmp", "tcp", "dns", "http")
 
 
@@ -50,9 +53,6 @@ def evidence_numbers(verdict: Any) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def look(cfg: Config, target: str, seconds: float) -> tuple[Any, Any, dict[str, Any]]:
-    from agent.linktype.classify import classify
-    from agent.linktype.evidence import Plan, gather
-
     lt = cfg.linktype
     plan = Plan(
         observe_s=max(1.0, seconds),
@@ -69,18 +69,17 @@ async def look(cfg: Config, target: str, seconds: float) -> tuple[Any, Any, dict
     return classify(obs), obs, facts
 
 
-async def diagnose_check(
-    cfg: Config, readings: list[Reading], checks: list[Check], args: Any
+async def link_check(
+    cfg: Config, readings: list[Reading], checks: list[Check], _options: DiagnoseOptions
 ) -> tuple[list[Reading], list[Check]]:
-    """diagnose's EXTRA_CHECKS hook: ([the link Reading], [the "link" Check])."""
-    from agent import clock
+    """A later check of diagnose: ([the link Reading], [the "link" Check])."""
 
     if not cfg.linktype.enabled:
         return [], []
     status = {c.name: c.status for c in checks}
     if status.get("gateway") == FAIL or status.get("internet") == FAIL:
         return [], [Check("link", SKIP, [("link.skipped_down", {})])]
-    left = DIAGNOSE_BUDGET_S - time_spent(readings)
+    left = DEADLINE_S - time_spent(readings)
     if left < 3.0:
         return [], [Check("link", SKIP, [("link.no_time", {})])]
     limit = min(LIMIT_S, left)

@@ -1,40 +1,36 @@
 """`netprobe diagnose`: every configured check once, concurrently, told in plain words.
 
-On a dead uplink the whole run ends within DEADLINE_S: every probe is capped,
-and a probe still running at the cap becomes a failed Reading.
+A technician is promised an answer within 20 s, even on a dead uplink: the
+whole run has one deadline, DEADLINE_S. The latency probes run together and
+are capped LATER_CHECKS_S before it, which leaves room for the later checks
+(throughput, link type); those take what is left. A probe still running at
+its cap becomes a failed Reading.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
 import json
 from collections.abc import Awaitable
-from typing import Any, Callable
+from typing import Callable, Optional
 
 from agent import i18n
 from agent.config import Config
 from agent.diagnose import verdicts
+from agent.diagnose.link import link_check
+from agent.diagnose.options import DEADLINE_S, LATER_CHECKS_S, DiagnoseOptions
+from agent.diagnose.throughput import throughput_check
 from agent.diagnose.verdicts import Check
 from agent.reading.model import Reading
 from agent.runner import budget_s, identity_of, run_target
 
-DEADLINE_S = 17.0
-
-# Later checks (throughput, link type) are listed here as "module:function", imported only
-# when diagnose runs. The function is a coroutine: (config, latency Readings, checks so far,
-# parsed CLI args) -> (its Readings, its Checks). It runs after the latency checks.
-ExtraCheck = Callable[[Config, list[Reading], list[Check], Any], Awaitable[tuple[list[Reading], list[Check]]]]
-EXTRA_CHECKS: list[str] = [
-    "agent.diagnose.throughput:throughput_check",
-    "agent.diagnose.link:diagnose_check",
+# A later check is a coroutine: (config, the Readings so far, the checks so far, options)
+# -> (its Readings, its Checks). They run one after the other, after the latency checks.
+LaterCheck = Callable[
+    [Config, list[Reading], list[Check], DiagnoseOptions], Awaitable[tuple[list[Reading], list[Check]]]
 ]
-
-
-def load_extra(spec: str) -> ExtraCheck:
-    module_name, _, func = spec.partition(":")
-    return getattr(importlib.import_module(module_name), func)
+LATER_CHECKS: tuple[LaterCheck, ...] = (throughput_check, link_check)
 
 
 @dataclasses.dataclass
@@ -78,19 +74,22 @@ class Diagnosis:
         return "\n".join(lines)
 
 
-async def diagnose(cfg: Config, args: Any = None) -> Diagnosis:
+async def diagnose(cfg: Config, options: Optional[DiagnoseOptions] = None) -> Diagnosis:
+    options = options or DiagnoseOptions()
     identity = identity_of(cfg)
     ctx = cfg.probe_context(interactive=True)
     targets = [t for t in cfg.targets if verdicts.role_of(t.kind, t.target, t.options, t.role)]
     readings = list(
-        await asyncio.gather(*(run_target(t, identity, ctx, limit_s=min(budget_s(t), DEADLINE_S)) for t in targets))
+        await asyncio.gather(
+            *(run_target(t, identity, ctx, limit_s=min(budget_s(t), DEADLINE_S - LATER_CHECKS_S)) for t in targets)
+        )
     )
     by_role: dict[str, list[Reading]] = {}
     for t, r in zip(targets, readings):
         by_role.setdefault(verdicts.role_of(t.kind, t.target, t.options, t.role) or "", []).append(r)
     checks = verdicts.latency_checks(by_role)
-    for spec in EXTRA_CHECKS:
-        more_readings, more_checks = await load_extra(spec)(cfg, readings, checks, args)
+    for later in LATER_CHECKS:
+        more_readings, more_checks = await later(cfg, readings, checks, options)
         readings += more_readings
         checks += more_checks
     return Diagnosis(identity.node, readings, checks)

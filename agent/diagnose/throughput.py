@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, Optional
+from typing import Optional
 
+from agent import i18n
 from agent.config import Config, TargetConfig
+from agent.diagnose.options import DiagnoseOptions
 from agent.diagnose.verdicts import FAIL, OK, SKIP, WARN, Check
 from agent.probes.base import SKIPPED
+from agent.probes.throughput import ThroughputContext
 from agent.reading.model import Reading
+from agent.runner import adhoc_target, identity_of, run_target
 
 NAME = "throughput"
 BAD_GRADES = ("D", "F")
@@ -35,8 +39,6 @@ def pick_target(cfg: Config) -> Optional[TargetConfig]:
             return dataclasses.replace(t, options=capped)
     if not cfg.throughput.server:
         return None
-    from agent.runner import adhoc_target
-
     return adhoc_target(NAME, cfg.throughput.server, None, max_mb=cap_mb, max_seconds=DIAGNOSE_SECONDS)
 
 
@@ -77,8 +79,6 @@ class ProgressLine:
         self.shown = False
 
     def __call__(self, direction: str, seconds: float, bps: Optional[float]) -> None:
-        from agent import i18n
-
         mbps = f"{bps / 1e6:.1f}" if bps else "..."
         text = i18n.text("progress.throughput", self.lang, direction=i18n.text(f"dir.{direction}", self.lang),
                          mbps=mbps, secs=f"{seconds:.0f}")  # fmt: skip
@@ -93,20 +93,18 @@ class ProgressLine:
 
 
 async def throughput_check(
-    cfg: Config, readings: list[Reading], checks: list[Check], args: Any
+    cfg: Config, _readings: list[Reading], checks: list[Check], options: DiagnoseOptions
 ) -> tuple[list[Reading], list[Check]]:
-    from agent.probes.throughput import ThroughputContext
-    from agent.runner import identity_of, run_target
-
-    if getattr(args, "no_throughput", False):
+    """A later check of diagnose: ([the throughput Reading], [the "throughput" Check])."""
+    if not options.throughput:
         return [], []
     target = pick_target(cfg)
     if target is None:
         return [], [Check(NAME, SKIP, [("num.none", {})])]
     if any(c.name in ("gateway", "internet") and c.status == FAIL for c in checks):
         return [], [Check(NAME, SKIP, [("num.none", {})], ("hint.throughput_needs_internet", {}))]
-    show = sys.stdout.isatty() and not getattr(args, "json", False)
-    progress = ProgressLine(getattr(args, "lang", "en") or "en") if show else None
+    show = sys.stdout.isatty() and not options.as_json
+    progress = ProgressLine(options.lang) if show else None
     ctx = ThroughputContext(
         state_dir=cfg.node.state_dir,
         linktype=cfg.linktype,
@@ -114,8 +112,7 @@ async def throughput_check(
         interactive=True,
         progress=progress,
     )
-    options = target.options
-    limit = 2 * options.max_seconds + 3 * target.timeout
+    limit = 2 * target.options.max_seconds + 3 * target.timeout
     try:
         reading = await run_target(target, identity_of(cfg), ctx, limit_s=limit)
     finally:

@@ -16,7 +16,6 @@ stall timeout on every read and write, and an optional shared token.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import hmac
@@ -24,8 +23,6 @@ import json
 import logging
 import os
 import re
-import signal
-import sys
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
@@ -312,67 +309,3 @@ def parse_listen(text: str) -> tuple[str, int]:
         raise ValueError(f"bad --listen '{text}': expected HOST:PORT, e.g. 0.0.0.0:{DEFAULT_PORT}")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", metavar="HOST:PORT", help="where to listen")
-    p.add_argument("--max-clients", type=int, default=Limits.max_clients, help="more get HTTP 503")
-    p.add_argument("--max-request-mb", type=float, default=Limits.max_request_bytes / MIB, help="per request (MiB)")
-    p.add_argument("--timeout", type=float, default=Limits.stall_timeout_s, help="seconds without progress")
-    p.add_argument("--head-timeout", type=float, default=Limits.head_timeout_s, help="seconds for a whole request head")
-    p.add_argument(
-        "--token-file",
-        metavar="PATH",
-        help="require this shared token (also $NETPROBE_SPEED_TOKEN); kept out of argv so ps cannot show it",
-    )
-
-
-def read_token(path: Optional[str]) -> str:
-    if path:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip()
-    return os.environ.get("NETPROBE_SPEED_TOKEN", "")
-
-
-async def serve_forever(server: SpeedServer, host: str, port: int) -> None:
-    bound = await server.start(host, port)
-    print(f"netprobe speed-server listening on {bound[0]}:{bound[1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.close()
-    # What an operator of a public instance wants to know when it stops: was it abused?
-    print("netprobe speed-server stopped: " + " ".join(f"{k}={v}" for k, v in dataclasses.asdict(server.stats).items()))
-
-
-def main(args: argparse.Namespace) -> int:
-    def fail(message: str, code: int) -> int:
-        print(f"netprobe: {message}", file=sys.stderr)
-        return code
-
-    try:
-        host, port = parse_listen(args.listen)
-    except ValueError as exc:
-        return fail(str(exc), 64)
-    if min(args.max_clients, args.max_request_mb, args.timeout, args.head_timeout) <= 0:
-        return fail("--max-clients, --max-request-mb, --timeout and --head-timeout must be positive", 64)
-    try:
-        token = read_token(args.token_file)
-    except OSError as exc:
-        return fail(f"cannot read token file: {exc.strerror}", 64)
-    limits = Limits(
-        max_clients=args.max_clients,
-        max_request_bytes=int(args.max_request_mb * MIB),
-        stall_timeout_s=args.timeout,
-        head_timeout_s=args.head_timeout,
-        token=token,
-    )
-    try:
-        asyncio.run(serve_forever(SpeedServer(limits), host, port))
-    except PermissionError:
-        return fail(f"no permission to listen on {host}:{port} (ports below 1024 need root)", 77)
-    except OSError as exc:
-        return fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1)
-    return 0

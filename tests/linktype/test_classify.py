@@ -340,7 +340,8 @@ def test_diagnose_link_check_skips_when_the_other_checks_used_up_the_20s():
     import time
 
     from agent.config import parse_config
-    from agent.diagnose.link import diagnose_check, time_spent
+    from agent.diagnose.link import link_check, time_spent
+    from agent.diagnose.options import DiagnoseOptions
     from agent.probes.base import Outcome
     from agent.reading.model import Identity, make_reading
 
@@ -352,6 +353,6 @@ def test_diagnose_link_check_skips_when_the_other_checks_used_up_the_20s():
     ]
     assert time_spent(slow) == pytest.approx(17.5)
     t0 = time.perf_counter()
-    readings, checks = asyncio.run(diagnose_check(parse_config({}), slow, [], None))
+    readings, checks = asyncio.run(link_check(parse_config({}), slow, [], DiagnoseOptions()))
     assert time.perf_counter() - t0 < 0.5 and readings == []
     assert checks[0].status == "SKIP" and checks[0].numbers == [("link.no_time", {})]
