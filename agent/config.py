@@ -19,6 +19,7 @@ import sys
 from typing import Any, Optional
 
 from agent.linktype.settings import LinktypeConfig
+from agent.net.secrets import read_secret_file
 from agent.probes.base import ProbeContext
 from agent.reading.topics import DEFAULT_TOPIC, check_broker, check_node_id, check_template
 from agent.schema import ConfigError, Problem, build, describe, field_names, internal, setting
@@ -126,8 +127,7 @@ class MqttConfig:
     def password(self) -> str:
         """From password_file, else the environment; never logged."""
         if self.password_file:
-            with open(self.password_file, encoding="utf-8") as f:
-                return f.readline().rstrip("\r\n")
+            return read_secret_file(self.password_file)
         return os.environ.get(self.password_env, "") if self.password_env else ""
 
 

@@ -21,7 +21,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "verdict.down": {"en": "DOWN", "id": "MATI"},
     "heading": {"en": "netprobe diagnosis for {node}", "id": "diagnosis netprobe untuk {node}"},
     "verdict_line": {"en": "Verdict: {verdict}", "id": "Hasil: {verdict}"},
-    "next_step": {"en": "Next", "id": "Langkah"},
     "check.gateway": {"en": "Gateway", "id": "Gateway"},
     "check.internet": {"en": "Internet", "id": "Internet"},
     "check.dns": {"en": "DNS", "id": "DNS"},

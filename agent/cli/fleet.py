@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def fleet_data(store: Any, cfg: Any, kecamatan: Any, now: float) -> dict[str, Any]:
     from agent.collector import fleet
-    from agent.collector.store.sqlite import month_of
+    from agent.collector.store.base import month_of
 
     policy = fleet.Policy(cfg.fleet.interval_s, cfg.fleet.silent_intervals)
     nodes = store.nodes()
@@ -110,7 +110,7 @@ def main(args: argparse.Namespace) -> int:
     from agent.collector import fleet
     from agent.collector.htmlview import render_html
     from agent.collector.settings import load_collector_config
-    from agent.collector.store.sqlite import StoreDown, open_store
+    from agent.collector.store import StoreDown, open_store
 
     try:
         cfg = load_collector_config(args.config)

@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable, Optional
 
 from agent.collector.settings import CollectorConfig, read_password
-from agent.collector.store.sqlite import Store, StoreDown, open_store
+from agent.collector.store import Store, StoreDown, open_store
 from agent.net.mqttclient import PAHO_V2, BrokerUrl, ConnectOptions, MqttClient
 from agent.reading.validate import Record, Rejected, Status, check_message
 

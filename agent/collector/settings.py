@@ -11,6 +11,7 @@ import os
 from typing import Any, Optional
 
 from agent.config import tomllib
+from agent.net.secrets import read_secret_file
 from agent.schema import ConfigError, Problem, build, setting
 
 DEFAULT_PATH = "/etc/netprobe/collector.toml"
@@ -107,7 +108,6 @@ def read_password(path: str) -> str:
     if not path:
         return ""
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip()
+        return read_secret_file(path)
     except OSError as exc:
         raise ConfigError([Problem("broker.password_file", f"cannot read: {exc.strerror}")]) from None

@@ -20,11 +20,10 @@ import time
 from collections.abc import Mapping
 from typing import Any, Optional, TextIO
 
-from agent import __version__
+from agent import __version__, probes
 from agent.config import Config, ConfigError, TargetConfig, load_config
 from agent.daemon.scheduler import Scheduler
 from agent.daemon.sdnotify import Notifier
-from agent.probes import host
 from agent.publish.spool import Spool, spool_path
 from agent.reading import topics
 from agent.reading.model import FieldValue
@@ -42,7 +41,7 @@ def scheduled_targets(cfg: Config) -> list[TargetConfig]:
     plus the host-health reading unless the config already has one or turns it off."""
     targets = [t for t in cfg.targets if cfg.linktype.enabled or t.kind != "link"]
     if cfg.daemon.host_interval > 0 and not any(t.kind == "host" for t in targets):
-        taken = {t.label for t in targets}
+        taken, host = {t.label for t in targets}, probes.get("host")
         targets.append(
             TargetConfig(
                 kind="host",
@@ -50,8 +49,8 @@ def scheduled_targets(cfg: Config) -> list[TargetConfig]:
                 # The scheduler keys its tasks by label: never share one with a user's target.
                 name="host" if "host" not in taken else f"host:{HOST_TARGET}",
                 interval=cfg.daemon.host_interval,
-                timeout=min(host.PROBE.timeout_s, cfg.daemon.host_interval / 2),
-                options=host.Options(),
+                timeout=min(host.timeout_s, cfg.daemon.host_interval / 2),
+                options=host.options(),
             )
         )
     return targets

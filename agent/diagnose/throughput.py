@@ -18,7 +18,6 @@ from agent.config import Config, TargetConfig
 from agent.diagnose.options import DiagnoseOptions
 from agent.diagnose.verdicts import FAIL, OK, SKIP, WARN, Check
 from agent.probes.base import SKIPPED
-from agent.probes.throughput import ThroughputContext
 from agent.reading.model import Reading
 from agent.runner import adhoc_target, identity_of, run_target
 
@@ -105,13 +104,7 @@ async def throughput_check(
         return [], [Check(NAME, SKIP, [("num.none", {})], ("hint.throughput_needs_internet", {}))]
     show = sys.stdout.isatty() and not options.as_json
     progress = ProgressLine(options.lang) if show else None
-    ctx = ThroughputContext(
-        state_dir=cfg.node.state_dir,
-        linktype=cfg.linktype,
-        throughput=cfg.throughput,
-        interactive=True,
-        progress=progress,
-    )
+    ctx = dataclasses.replace(cfg.probe_context(interactive=True), progress=progress)
     limit = 2 * target.options.max_seconds + 3 * target.timeout
     try:
         reading = await run_target(target, identity_of(cfg), ctx, limit_s=limit)

@@ -45,9 +45,6 @@ class Check:
         }
 
 
-ROLES = ("gateway", "internet", "dns-system", "dns-public", "web")
-
-
 def role_of(measurement: str, target: str, options: Any, role: str = "") -> Optional[str]:
     """Which diagnosis check a configured target serves: its `role`, or one inferred from it."""
     if role:

@@ -28,15 +28,12 @@ from agent.linktype.features import PromoTrial, Sample
 
 FIBER, GEO, LEO, CELLULAR, OTHER, UNKNOWN = "fiber", "satellite-geo", "satellite-leo", "cellular", "other", "unknown"
 CLASSES = (FIBER, GEO, LEO, CELLULAR, OTHER)
-LINK_TYPES = (*CLASSES, UNKNOWN)
 TERRESTRIAL = "terrestrial"
-BACKHAULS = (TERRESTRIAL, "geo", "leo", UNKNOWN)
 
 GEO_FLOOR_MS = 450.0  # below the 477.5 ms four-leg propagation minimum, with margin
 PRIOR = 1.0 / len(CLASSES)
 MIN_CONFIDENCE = 0.6  # below this the verdict is "unknown" (with the two leading candidates)
 WWAN_DRIVERS = ("qmi_wwan", "cdc_mbim", "cdc_ether", "rndis_host", "huawei_cdc_ncm", "option")
-WWAN_NAME_PREFIXES = ("wwan", "wwp", "rmnet", "ppp", "usb")
 STRONG_WWAN_DRIVERS = ("qmi_wwan", "cdc_mbim")  # cdc_ether/rndis/usb* may also be a USB Ethernet adapter
 VPN_NAME_PREFIXES = ("tun", "tap", "wg", "ipsec", "vti", "zt", "tailscale")
 STARLINK_CGNAT_GW = ipaddress.ip_address("100.64.0.1")

@@ -8,6 +8,7 @@ way a Telegraf plugin's sample config is.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import random
 from collections.abc import Awaitable, Mapping
 from typing import Any, Callable, Optional
@@ -38,6 +39,8 @@ from agent.reading.model import (  # noqa: F401
 )
 from agent.throughput.settings import ThroughputConfig
 
+Progress = Callable[[str, float, Optional[float]], None]
+
 
 @dataclasses.dataclass(frozen=True)
 class ProbeContext:
@@ -47,6 +50,8 @@ class ProbeContext:
     linktype: LinktypeConfig = dataclasses.field(default_factory=LinktypeConfig)
     throughput: ThroughputConfig = dataclasses.field(default_factory=ThroughputConfig)
     interactive: bool = False  # a person asked for this run (probe, diagnose): not the daemon's schedule
+    progress: Optional[Progress] = None  # a person watching on a terminal: (phase, seconds, value or None)
+    today: Optional[dt.date] = None  # the calendar for data budgets; None: today, local time (tests set it)
 
 
 Runner = Callable[[str, Any, float, ProbeContext], Awaitable[Outcome]]

@@ -27,7 +27,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from agent.probes.base import SKIPPED, FieldValue, Outcome, Probe, ProbeContext, ProbeFailure
 from agent.schema import setting
@@ -56,14 +56,6 @@ class Options:
     mean_interval: float = setting(21600.0, above=0.0, help="mean seconds between scheduled tests")
     min_interval: float = setting(3600.0, min=0.0, help="never sooner than this after the last test")
     max_interval: float = setting(86400.0, above=0.0, help="never later than this")
-
-
-@dataclasses.dataclass(frozen=True)
-class ThroughputContext(ProbeContext):
-    """A ProbeContext with a progress callback, for a person watching (diagnose on a terminal)."""
-
-    progress: Optional[Callable[[str, float, Optional[float]], None]] = None
-    today: Optional[dt.date] = None  # tests set the calendar; None: today, local time
 
 
 def exponential_gap(mean: float, low: float, high: float, rng: random.Random) -> float:
@@ -125,8 +117,7 @@ async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) 
     labels: dict[str, FieldValue] = {"backend": options.backend, "server": target}
     if not tp.enabled and not ctx.interactive:
         return Outcome.failed(SKIPPED, "throughput tests are off ([throughput] enabled = false)", **labels)
-    watched = ctx if isinstance(ctx, ThroughputContext) else None
-    today = (watched.today if watched else None) or dt.date.today()
+    today = ctx.today or dt.date.today()
     ledger = b.Ledger(ctx.state_dir) if ctx.state_dir else None
     rules = budget_of(tp)
     if ledger is not None and rules is not None:
@@ -137,7 +128,7 @@ async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) 
             state = b.roll(state, today, rules.reset_day)
             return Outcome.failed(SKIPPED, why, bytes_used=0, **labels, **budget_fields(state))
     try:
-        fields = await measure(target, options, timeout, watched.progress if watched else None)
+        fields = await measure(target, options, timeout, ctx.progress)
     except ProbeFailure as exc:
         return Outcome.failed(exc.code, exc.message, **labels)
     if ledger is not None:

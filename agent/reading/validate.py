@@ -71,7 +71,8 @@ class Rejected:
     node: str = ""
 
 
-Outcome = Union[Record, Status, Rejected]
+# What one broker message turns out to be.
+Checked = Union[Record, Status, Rejected]
 
 
 def parse_ts(text: Any) -> Optional[float]:
@@ -173,7 +174,7 @@ def _record(data: dict[str, Any]) -> Record:
     )
 
 
-def _status(node: str, data: dict[str, Any]) -> Outcome:
+def _status(node: str, data: dict[str, Any]) -> Checked:
     state = data.get("state")
     if state not in STATES:
         return Rejected(INVALID, "status: 'state' must be online or offline", node)
@@ -185,7 +186,7 @@ def _status(node: str, data: dict[str, Any]) -> Outcome:
     return Status(node=node, state=state, ts=parse_ts(data.get("ts")), info=info)
 
 
-def check_message(topic: str, payload: bytes, prefix: str = "netprobe", max_bytes: int = MAX_PAYLOAD_BYTES) -> Outcome:
+def check_message(topic: str, payload: bytes, prefix: str = "netprobe", max_bytes: int = MAX_PAYLOAD_BYTES) -> Checked:
     """One broker message in, one verdict out."""
     where = parse_topic(topic, prefix)
     if where is None:

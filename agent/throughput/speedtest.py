@@ -38,23 +38,23 @@ LEGACY_CONFIG: dict[str, Any] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Plan:
+class ServerChoice:
     server_id: Optional[int] = None  # None with no urls: the closest
     urls: tuple[str, ...] = ()
 
 
-def plan(target: str) -> Plan:
+def choose_server(target: str) -> ServerChoice:
     target = target.strip()
     if target in ("", "auto", "closest"):
-        return Plan()
+        return ServerChoice()
     if target.isdigit():
-        return Plan(server_id=int(target))
+        return ServerChoice(server_id=int(target))
     urls = tuple(u.strip() for u in target.split(",") if u.strip())
     for u in urls:
         parts = urlsplit(u)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ProbeFailure(BAD_TARGET, f"speedtest target '{u}': expected auto, a server id or an http(s) URL")
-    return Plan(urls=urls)
+    return ServerChoice(urls=urls)
 
 
 def server_entries(urls: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -70,7 +70,7 @@ def server_entries(urls: tuple[str, ...]) -> list[dict[str, Any]]:
     return out
 
 
-def open_session(p: Plan, timeout: float) -> Any:
+def open_session(p: ServerChoice, timeout: float) -> Any:
     import speedtest as st
 
     if p.urls:
@@ -108,7 +108,7 @@ async def measure(
     target: str, timeout: float, upload: bool = True
 ) -> tuple[Phase, Optional[Phase], list[float], str, str]:
     """(download, upload, idle RTTs, server, how the RTTs were measured)."""
-    p = plan(target)
+    p = choose_server(target)
     try:
         session = await asyncio.to_thread(open_session, p, timeout)
     except ProbeFailure:

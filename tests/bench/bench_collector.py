@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from agent.collector.store.sqlite import open_store
+from agent.collector.store import open_store
 from tests.fixtures.collector import ROOT, split_pg
 
 LOAD = str(ROOT / "tests" / "bench" / "collector_load.py")

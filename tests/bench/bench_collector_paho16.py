@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agent.collector.store.sqlite import open_store
+from agent.collector.store import open_store
 from tests.bench.bench_collector import BROKER_EXTRA, results, rss_mib, start_load
 from tests.collector.test_paho16 import DEBIAN_PYTHON, debian_paho
 

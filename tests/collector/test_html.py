@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.collector.store.sqlite import open_store
+from agent.collector.store import open_store
 from agent.reading.validate import Record, Status
 from tests.fixtures.collector import ROOT, collector_toml
 

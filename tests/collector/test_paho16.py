@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agent.collector.store.sqlite import open_store
+from agent.collector.store import open_store
 from tests.fixtures.collector import Publisher, reading, topic_for, wait_until
 
 pytestmark = pytest.mark.broker

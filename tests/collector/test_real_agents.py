@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.collector.store.sqlite import open_store
+from agent.collector.store import open_store
 from tests.fixtures.agentd import agent_toml
 from tests.fixtures.collector import ROOT, wait_until
 from tests.helpers import free_port

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agent.collector.store.sqlite import Store, open_store
+from agent.collector.store import Store, open_store
 from agent.reading.validate import Record, Status, check_message
 from tests.fixtures.collector import reading, split_pg, topic_for
 

@@ -227,12 +227,12 @@ def test_schedule_gaps_are_exponential_with_clamps():
 
 
 def test_speedtest_targets_are_auto_an_id_or_legacy_urls():
-    assert speedtest.plan("auto") == speedtest.Plan()
-    assert speedtest.plan("1234") == speedtest.Plan(server_id=1234)
-    assert speedtest.plan("http://10.0.0.1:8989").urls == ("http://10.0.0.1:8989",)
+    assert speedtest.choose_server("auto") == speedtest.ServerChoice()
+    assert speedtest.choose_server("1234") == speedtest.ServerChoice(server_id=1234)
+    assert speedtest.choose_server("http://10.0.0.1:8989").urls == ("http://10.0.0.1:8989",)
     assert speedtest.server_entries(("http://h:1",))[0]["url"] == "http://h:1/speedtest/upload.php"
     with pytest.raises(ProbeFailure):
-        speedtest.plan("ftp://x")
+        speedtest.choose_server("ftp://x")
 
 
 def reading(ok: bool, fields: dict, code: str = "", message: str = ""):

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, Optional
 
-from agent.collector.store.sqlite import Store, StoreDown, schema_sql
+from agent.collector.store.base import READING_COLUMNS, Store, StoreDown, schema_sql
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,6 @@ class PostgresStore(Store):
         for i in FLOATS:
             columns[i] = [None if v is None else float(v) for v in columns[i]]
         arrays = ", ".join(f"%s::{t}[]" for t in ARRAY_TYPES)
-        from agent.collector.store.sqlite import READING_COLUMNS
 
         cur.execute(
             f"INSERT INTO readings ({READING_COLUMNS}) SELECT * FROM unnest({arrays}) "
@@ -104,9 +103,6 @@ class PostgresStore(Store):
             columns,
         )
         return {row[0] for row in cur.fetchall()}
-
-    def _cursor(self) -> Any:
-        return self._connect().cursor()
 
     def close(self) -> None:
         self._drop()
