@@ -1,5 +1,4 @@
-"""Delivery: the SQLite spool (write before publish, delete on PUBACK) and the MQTT publisher.
+"""Delivery: the SQLite spool (written before any publish) and the MQTT publisher.
 
-`mqttclient` is the one place that knows paho's 1.6/2.x differences; the
-collector reuses it for subscribing.
+The paho adapter is `agent.net.mqttclient`, shared with the collector.
 """

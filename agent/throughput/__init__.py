@@ -1,5 +1,5 @@
-"""Throughput testing: the pure parts (estimator, budget, bufferbloat grade) and one module per backend.
+"""Throughput testing: the pure parts (estimator, budget, bufferbloat grade), one module per backend,
+the LibreSpeed-compatible `server`, and `[throughput]` settings.
 
-The probe itself is `agent.probes.throughput`; the LibreSpeed-compatible server is
-`agent.throughput.server`. Backends are imported only when a test runs.
+The probe that adapts this package is `agent.probes.throughput`. Backends are imported only when a test runs.
 """
