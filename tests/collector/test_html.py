@@ -61,6 +61,7 @@ def chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.chromium
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs 'chromium' (tools/install-system-deps installs it)")
 @pytest.mark.parametrize("lang", ["en", "id"])
 def test_fleet_page_renders_in_chromium_with_summary_table_charts_and_map(tmp_path: Path, lang: str) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.netns
+pytestmark = pytest.mark.testbed
 
 
 def diagnose_config(tb, tmp_path) -> str:

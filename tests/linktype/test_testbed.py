@@ -20,7 +20,7 @@ import pytest
 from tests import testbed as emu
 from tests.fixtures.testbed import testbed_unavailable as why_no_testbed
 
-pytestmark = [pytest.mark.netns, pytest.mark.slow]
+pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 
 # profile -> link probe options (-o KEY=VALUE)
 SCENARIOS: dict[str, list[str]] = {

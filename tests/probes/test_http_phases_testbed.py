@@ -9,7 +9,7 @@ import pytest
 
 from tests.testbed import Direction
 
-pytestmark = pytest.mark.netns
+pytestmark = pytest.mark.testbed
 
 ONE_WAY_MS = 30.0
 RTT_MS = 2 * ONE_WAY_MS

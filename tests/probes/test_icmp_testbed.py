@@ -21,7 +21,7 @@ from tests.testbed import PROFILES, Direction, GilbertElliott
 from tests.testbed.bed import REPO
 from tests.testbed.schedule import UP, LinkModel
 
-pytestmark = pytest.mark.netns
+pytestmark = pytest.mark.testbed
 
 
 def agent_ping(tb, count: int, interval: float, timeout: float = 1.0, *extra: str) -> dict:

@@ -13,7 +13,7 @@ import pytest
 from agent.probes.path import hops_text, is_public, notable_hops
 from tests.helpers import requires_tool
 
-pytestmark = [pytest.mark.netns]
+pytestmark = [pytest.mark.testbed]
 
 TRACEROUTE_FLAGS = {"icmp": ["-I"], "udp": [], "tcp": ["-T", "-p", "80"]}
 

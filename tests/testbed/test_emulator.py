@@ -20,7 +20,7 @@ from tests.testbed import PROFILES, Direction, Handover, IdlePenalty, Testbed
 from tests.testbed.bed import REPO
 from tests.testbed.schedule import handover_state
 
-pytestmark = [pytest.mark.netns, requires_tool("ping")]
+pytestmark = [pytest.mark.testbed, requires_tool("ping")]
 
 
 @pytest.mark.parametrize(("down_ms", "up_ms", "count", "interval"), [(30.0, 10.0, 50, 0.01), (300.0, 300.0, 15, 0.05)])

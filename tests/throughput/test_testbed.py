@@ -16,7 +16,7 @@ from tests.fixtures.throughput import IPERF_PORT, server_wire_bytes, start_speed
 from tests.helpers import requires_tool
 from tests.testbed import Direction
 
-pytestmark = [pytest.mark.netns, requires_tool("iperf3")]
+pytestmark = [pytest.mark.testbed, requires_tool("iperf3")]
 
 MIB = 1 << 20
 READING_KEYS = {
