@@ -18,6 +18,7 @@ import socket
 import sys
 from typing import Any, Optional
 
+from agent import probes
 from agent.linktype.settings import LinktypeConfig
 from agent.net.secrets import read_secret_file
 from agent.probes.base import ProbeContext
@@ -184,8 +185,6 @@ class Config:
 
 
 def build_target(data: Any, path: str, problems: list[Problem]) -> Optional[TargetConfig]:
-    from agent import probes
-
     if not isinstance(data, dict):
         problems.append(Problem(path, f"expected a table, got {describe(data)}"))
         return None

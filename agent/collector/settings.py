@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from agent.config import tomllib
 from agent.net.secrets import read_secret_file
+from agent.reading.topics import BrokerUrl
 from agent.schema import ConfigError, Problem, build, setting
 
 DEFAULT_PATH = "/etc/netprobe/collector.toml"
@@ -19,8 +20,6 @@ ENV_PATH = "NETPROBE_COLLECTOR_CONFIG"
 
 
 def check_url(value: str) -> Optional[str]:
-    from agent.net.mqttclient import BrokerUrl
-
     try:
         BrokerUrl.parse(value)
     except ValueError as exc:

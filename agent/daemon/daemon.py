@@ -113,6 +113,7 @@ class Daemon:
         return reading.fields
 
     def _start_publisher(self) -> None:
+        # paho loads only where a broker is configured: a stdout-only agent stays lighter.
         from agent.publish.mqtt import Publisher, PublisherSettings
 
         if not self.cfg.mqtt.broker:
