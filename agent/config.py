@@ -52,11 +52,11 @@ class NodeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SiteConfig:
-    kabupaten: str = setting("Musi Banyuasin")
-    kecamatan: str = setting("")
-    desa: str = setting("")
-    lat: Optional[float] = setting(None, min=-90.0, max=90.0)
-    lon: Optional[float] = setting(None, min=-180.0, max=180.0)
+    kabupaten: str = setting("Musi Banyuasin", help="the regency (kabupaten)")
+    kecamatan: str = setting("", help="the district, e.g. Sekayu")
+    desa: str = setting("", help="the village, e.g. Balai Agung")
+    lat: Optional[float] = setting(None, min=-90.0, max=90.0, help="latitude of the node, for the map")
+    lon: Optional[float] = setting(None, min=-180.0, max=180.0, help="longitude of the node, for the map")
     tags: dict[str, str] = setting(factory=dict, help="free tags, e.g. operator, contract")
 
     def as_dict(self) -> dict[str, Any]:
@@ -95,11 +95,13 @@ class MqttConfig:
     keepalive: int = setting(60, min=5, max=3600, help="seconds")
     qos: int = setting(1, choices=(0, 1), help="1: a reading leaves the spool only on PUBACK")
     persistent_session: bool = setting(True, help="clean_session=false (3.1.1) / session expiry (5)")
-    topic: str = setting(DEFAULT_TOPIC, check=check_template)
+    topic: str = setting(
+        DEFAULT_TOPIC, check=check_template, help="topic template; the collector reads the default layout only"
+    )
     ca_file: str = setting("", help='CA bundle for mqtts://; "" = the system CA store')
     cert_file: str = setting("", help="client certificate (mTLS)")
     key_file: str = setting("", help="client key (mTLS)")
-    username: str = setting("")
+    username: str = setting("", help="broker account; on the shipped broker config it is the node id")
     password_file: str = setting("", help="file holding the password (first line)")
     password_env: str = setting("NETPROBE_MQTT_PASSWORD", help="environment variable holding the password")
     max_inflight: int = setting(20, min=1, max=1000, help="unacknowledged publishes at once; paces replay")

@@ -1,4 +1,4 @@
-"""`netprobe run [-c PATH]`: the command line of the long-running agent (agent/daemon.py).
+"""`netprobe run [-c PATH]`: the command line of the long-running agent (agent/daemon/daemon.py).
 
 Kept apart so that building the CLI parser does not import asyncio, sqlite3 or
 the daemon. Logs go to stderr, with syslog priority prefixes (`<6>...`) when

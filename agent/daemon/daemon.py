@@ -1,4 +1,4 @@
-"""The long-running agent behind `netprobe run` (agent/runcmd.py is its command line).
+"""The long-running agent behind `netprobe run` (agent/cli/run.py is its command line).
 
 Measure on schedule, write every Reading to the spool, hand it to the MQTT
 publisher (or, with no broker configured, print it as a JSON line), and live

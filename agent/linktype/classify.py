@@ -4,7 +4,7 @@ Pure functions: an `Observation` in, a `Verdict` out, no I/O (the gathering is
 in `agent.linktype.evidence`). Every rule that fires leaves an `Evidence` with its
 numbers, so a technician or the regency office can see why.
 
-Rules and thresholds follow shared/notes/linktype-research.md (section 4):
+Rules and thresholds (the physics and published figures behind them are in docs/linktype.md):
 - physics decides GEO: four legs of >= 35,786 km cannot take less than 477.5 ms,
   so an idle minimum >= 450 ms to the first ISP hop is GEO whatever else is seen;
 - identity (dish API, WWAN interface, operator prefixes) beats timing, except

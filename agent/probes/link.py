@@ -10,7 +10,7 @@ Target: a nearby host (e.g. 1.1.1.1) to trace the first hops towards; it also
 stands in for the ISP hop when that does not answer.
 
 Fields: link_type, confidence, access, backhaul, access_ms, isp_min_ms,
-isp_hop, idle_samples, clock_synced_obs, changed, previous, evidence
+isp_hop, idle_samples, samples, changed, previous, evidence
 ("rule:key=value,...;rule:..."), links (when two links were seen).
 """
 

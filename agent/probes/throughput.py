@@ -14,9 +14,10 @@ randomized exponential gaps (mean and clamps), as M-Lab asks of its clients.
 Fields: download_mbps, upload_mbps, bytes_used, duration_s, streams, backend,
 server, stop_reason ("stable" | "time_cap" | "byte_cap" | "server_end" |
 "fixed"), rtt_idle_ms, rtt_loaded_ms (down/up), bufferbloat_ms,
-bufferbloat_grade (A+ .. F), rtt_method ("icmp" | "http" | "tcp"), and the
-budget: budget_day_mb, budget_month_mb
-(used so far, this test included).
+bufferbloat_grade (A+ .. F), rtt_method ("icmp" | "http" | "tcp"); per
+direction: bytes_down_phase, bytes_up_phase, stop_reason_down,
+stop_reason_up, warmup_down_s, warmup_up_s; and the budget: budget_day_mb,
+budget_month_mb (used so far, this test included).
 """
 
 from __future__ import annotations
