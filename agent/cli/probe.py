@@ -17,7 +17,7 @@ EXIT_FOR_ERROR = {BAD_TARGET: EX_USAGE, PERMISSION: EX_NOPERM}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", help="icmp, tcp, dns, http, ...")
+    p.add_argument("kind", help=", ".join(probes.registry()))
     p.add_argument("target", help='host, host:port, name or URL ("gateway" = default gateway)')
     p.add_argument("--count", type=int, help="requests per run")
     p.add_argument("--interval", type=float, help="seconds between requests")
