@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent import stats
-from agent.probes.icmp import EchoTally
+from agent.net.echo import EchoTally, parse_reply
+from agent.probes.icmp import outcome
 
 rtt = st.floats(min_value=0.0, max_value=5000.0, allow_nan=False)
 series = st.lists(st.one_of(rtt, st.none()), min_size=1, max_size=200)
@@ -85,9 +86,9 @@ def test_duplicate_and_late_replies_never_change_loss_or_rtt(replies: list[tuple
     for seq, value in enumerate(samples):
         if value is not None:
             assert math.isclose(value, on_time[seq] * 1000.0, abs_tol=1e-6)
-    outcome = tally.outcome("x", "raw")
-    assert outcome.fields["received"] == len(on_time)
-    assert outcome.fields["duplicates"] + outcome.fields["late"] == len(replies) - len(on_time)
+    fields = outcome(tally, "x", socket="raw").fields
+    assert fields["received"] == len(on_time)
+    assert fields["duplicates"] + fields["late"] == len(replies) - len(on_time)
 
 
 def test_reply_to_an_unknown_sequence_is_ignored() -> None:
@@ -100,8 +101,6 @@ def test_reply_to_an_unknown_sequence_is_ignored() -> None:
 @given(st.binary(max_size=200), st.sampled_from([2, 10]), st.booleans())
 def test_any_packet_on_the_icmp_socket_is_parsed_or_ignored_never_raises(packet: bytes, family: int, raw: bool) -> None:
     """Whatever arrives on a raw socket (other hosts' ICMP, truncated errors) must not end a run."""
-    from agent.probes.icmp import parse_reply
-
     parsed = parse_reply(packet, family, raw)
     assert parsed is None or (len(parsed) == 3 and all(0 <= v <= 0xFFFF for v in parsed))
 

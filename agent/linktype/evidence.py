@@ -15,7 +15,6 @@ import dataclasses
 import logging
 import os
 import random
-import socket
 import struct
 import time
 from typing import Any, Optional
@@ -24,12 +23,15 @@ from agent import clock
 from agent.linktype.classify import VPN_NAME_PREFIXES, InterfaceFacts, Observation, Operator
 from agent.linktype.features import PromoTrial, Sample
 from agent.net import iface
-from agent.probes.icmp import EchoTally, Exchange, open_socket
+from agent.net.echo import EchoSession, schedule
+from agent.net.hops import isp_hop
+from agent.net.hostport import split_host_port
 
 log = logging.getLogger(__name__)
 
 SYS_NET = "/sys/class/net"
 ARPHRD_NONE = 65534  # tun and WireGuard devices
+ECHO_PAYLOAD = 16  # bytes per echo of the classifier's trains
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +157,7 @@ async def probe_dish(address: str, timeout: float = 1.5) -> tuple[bool, bool]:
     A DOCSIS cable modem serves its status page on 192.168.100.1 too, so only a
     proper HTTP/2 answer to the Device/Handle call counts as a dish.
     """
-    host, port = iface.split_host_port(address, 9200)
+    host, port = split_host_port(address, 9200)
     host_seen = False
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
@@ -226,55 +228,15 @@ def trace_first_hops(target: str, max_ttl: int, timeout: float = 1.0) -> list[st
     return hops
 
 
-def isp_hop_of(hops: list[str], gateway: Optional[str]) -> str:
-    """The first responding hop after the LAN gateway (it may be private or CGNAT)."""
-    start = hops.index(gateway) + 1 if gateway in hops else 1
-    return next((h for h in hops[start:] if h), "")
-
-
-# ----- RTT series ------------------------------------------------------------
-
-
-class Pinger:
-    """One ICMP socket to one host, fed by the caller's clock; keeps every sample's send time."""
-
-    def __init__(self, address: str, timeout: float) -> None:
-        self.address = address
-        self.sock, mode = open_socket(socket.AF_INET, "auto")
-        self.tally = EchoTally(timeout)
-        self.exchange = Exchange(self.sock, address, socket.AF_INET, mode == "raw", self.tally)
-        self.ident = random.randint(1, 0xFFFF)
-        self.seq = 0
-        asyncio.get_running_loop().add_reader(self.exchange.fd_sock.fileno(), self.exchange.on_readable)
-
-    def send(self) -> int:
-        from icmplib import ICMPRequest
-        from icmplib.exceptions import ICMPLibError
-
-        seq = self.seq
-        self.seq += 1
-        request = ICMPRequest(self.address, self.ident, seq, payload_size=16)
-        try:
-            self.sock.send(request)
-            self.exchange.echo_id = request.id
-            self.tally.sent(seq, request.time)
-        except ICMPLibError:
-            self.tally.sent(seq, time.time())
-        return seq
-
-    def samples(self, busy: set[int], since_seq: int = 0) -> list[Sample]:
-        out = []
-        for seq in sorted(self.tally.sent_at):
-            if seq < since_seq:
-                continue
-            t = self.tally.sent_at[seq]
-            out.append(Sample(t, self.tally.rtt_ms.get(seq), int(t) not in busy))
-        return out
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            asyncio.get_running_loop().remove_reader(self.exchange.fd_sock.fileno())
-        self.sock.close()
+def series(session: EchoSession, busy: set[int], since_seq: int = 0) -> list[Sample]:
+    """The session's samples from `since_seq` on, at their wall-clock send times, marked
+    idle unless their second carried other traffic."""
+    out = []
+    for seq in sorted(session.tally.sent_at):
+        if seq >= since_seq:
+            t = session.sent_wall[seq]
+            out.append(Sample(t, session.tally.rtt_ms.get(seq), int(t) not in busy))
+    return out
 
 
 class Counters:
@@ -303,43 +265,39 @@ async def observe(
     """Promotion trials first (they need silence), then the paired ping train."""
     timeout = 2.0
     counters = Counters(iface, plan.idle_max_kbps)
-    gw = Pinger(gateway, timeout) if gateway else None
-    hop = Pinger(isp, timeout)
+    gw = await EchoSession.open(gateway, timeout) if gateway else None
+    hop: Optional[EchoSession] = None
     trials: list[PromoTrial] = []
     try:
+        hop = await EchoSession.open(isp, timeout)
         for _ in range(plan.promo_trials):
             await asyncio.sleep(plan.promo_idle_s)
-            first = hop.seq
+            first = hop.next_seq
             for k in range(11):
-                hop.send()
+                hop.send(ECHO_PAYLOAD)
                 await asyncio.sleep(0.5 if k == 0 else 0.02)
             await asyncio.sleep(0.3)
             rtts = [hop.tally.rtt_ms.get(s) for s in range(first, first + 11)]
             trials.append(PromoTrial(rtts[0], tuple(r for r in rtts[1:] if r is not None)))
-        train_from = hop.seq
-        gw_from = gw.seq if gw else 0
-        start = time.monotonic()
-        n = max(1, int(plan.observe_s * plan.rate_hz))
+        train_from = hop.next_seq
+        gw_from = gw.next_seq if gw else 0
         counters.poll()
-        next_poll = start + 1.0
-        for i in range(n):
-            delay = start + i / plan.rate_hz - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        next_poll = time.monotonic() + 1.0
+        async for _ in schedule(max(1, int(plan.observe_s * plan.rate_hz)), 1.0 / plan.rate_hz):
             if gw:
-                gw.send()
-            hop.send()
+                gw.send(ECHO_PAYLOAD)
+            hop.send(ECHO_PAYLOAD)
             if time.monotonic() >= next_poll:
                 counters.poll()
                 next_poll += 1.0
         await asyncio.sleep(min(timeout, 1.0))
         counters.poll()
-        gw_series = gw.samples(counters.busy, gw_from) if gw else []
-        return gw_series, hop.samples(counters.busy, train_from), trials
+        gw_series = series(gw, counters.busy, gw_from) if gw else []
+        return gw_series, series(hop, counters.busy, train_from), trials
     finally:
-        hop.close()
-        if gw:
-            gw.close()
+        for session in (gw, hop):
+            if session:
+                session.close()
 
 
 async def gather(
@@ -357,7 +315,8 @@ async def gather(
             hops = await loop.run_in_executor(None, trace_first_hops, address, plan.max_trace_ttl, plan.trace_wait)
         except Exception as exc:  # no CAP_NET_RAW: fall back to the target itself
             log.info("cannot trace the first hops (%s); using %s as the nearby target", exc, address)
-    isp = plan.isp_hop or isp_hop_of(hops, gateway)
+    found = isp_hop(hops, gateway)
+    isp = plan.isp_hop or (found[1] if found else "")
     isp_is_hop = bool(isp) and isp != address
     if plan.promo_trials:
         # before the observation, never during it: its packets would break the promotion test's silence

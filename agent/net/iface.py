@@ -8,7 +8,9 @@ import socket
 import struct
 from typing import Optional
 
-from agent.probes.base import BAD_TARGET, NO_ROUTE, RESOLVE_FAILED, TIMEOUT, ProbeFailure
+# dns.py still finds split_host_port here; it lives in agent.net.hostport.
+from agent.net.hostport import split_host_port  # noqa: F401
+from agent.reading.model import NO_ROUTE, RESOLVE_FAILED, TIMEOUT, ProbeFailure
 
 GATEWAY_ALIAS = "gateway"
 
@@ -45,25 +47,6 @@ def resolve_gateway(host: str) -> str:
     if gateway is None:
         raise ProbeFailure(NO_ROUTE, "no default route: this host has no gateway (check the LAN cable, Wi-Fi or DHCP)")
     return gateway
-
-
-def split_host_port(text: str, default_port: Optional[int] = None) -> tuple[str, int]:
-    """'host:port', '[v6]:port' or a bare host when a default port is given."""
-    host, port_text = text, ""
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise ProbeFailure(BAD_TARGET, f"bad address '{text}': expected [IPv6]:port")
-        port_text = rest[1:]
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    if not port_text:
-        if default_port is None:
-            raise ProbeFailure(BAD_TARGET, f"'{text}' has no port: write host:port")
-        return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ProbeFailure(BAD_TARGET, f"bad port '{port_text}' in '{text}': expected 1-65535")
-    return host, int(port_text)
 
 
 def ip_family(host: str) -> Optional[int]:

@@ -17,23 +17,14 @@ import socket
 import ssl
 import time
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
 from agent import __version__
 from agent.net import iface
+from agent.net.hostport import Url, parse_url
+from agent.net.httphead import content_length, parse_response
 from agent.probes import tcp
-from agent.probes.base import (
-    BAD_TARGET,
-    HTTP_ERROR,
-    PROTOCOL_ERROR,
-    TIMEOUT,
-    TLS_ERROR,
-    FieldValue,
-    Outcome,
-    Probe,
-    ProbeContext,
-    ProbeFailure,
-)
+from agent.probes.base import Probe, ProbeContext
+from agent.reading.model import HTTP_ERROR, PROTOCOL_ERROR, TIMEOUT, TLS_ERROR, FieldValue, Outcome, ProbeFailure
 from agent.schema import setting
 
 
@@ -44,42 +35,6 @@ class Options:
     ca_file: str = setting("", help="extra CA bundle (PEM) to trust, e.g. a regency CA")
     max_bytes: int = setting(1_000_000, min=0, help="stop reading the body after this many bytes")
     ok_status: list[int] = setting(factory=lambda: [200, 204, 301, 302, 304], help="statuses counted as ok")
-
-
-@dataclasses.dataclass(frozen=True)
-class Url:
-    scheme: str
-    host: str
-    port: int
-    path: str
-
-
-def parse_url(text: str) -> Url:
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ProbeFailure(BAD_TARGET, f"bad URL '{text}': expected http://host/... or https://host/...")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise ProbeFailure(BAD_TARGET, f"bad port in URL '{text}'") from None
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return Url(parts.scheme, parts.hostname, port, path)
-
-
-def parse_status(head: bytes) -> tuple[int, dict[str, str]]:
-    """Status code and lower-cased headers of an HTTP/1.x response head."""
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise ProbeFailure(PROTOCOL_ERROR, f"not an HTTP response: {lines[0][:60]!r}")
-    headers = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers
 
 
 def tls_context(options: Options) -> ssl.SSLContext:
@@ -147,7 +102,7 @@ async def fetch(url: Url, options: Options, timeout: float) -> Outcome:
             raise ProbeFailure(PROTOCOL_ERROR, "response headers too large") from None
         except asyncio.IncompleteReadError:
             raise ProbeFailure(PROTOCOL_ERROR, f"{url.host} closed the connection mid-headers") from None
-        status, headers = parse_status(first + rest[:-4])
+        status, headers = parse_response(first + rest)
         body, truncated = await read_body(reader, headers, options, timeout)
         fields.update({"total_ms": round((time.perf_counter() - t0) * 1000.0, 3), "status": status, "bytes": body})
         if truncated:
@@ -170,8 +125,7 @@ async def read_body(
     """Bytes of body read (chunk framing included), and whether max_bytes cut it short."""
     if options.method == "HEAD":
         return 0, False
-    length = headers.get("content-length")
-    wanted = int(length) if length and length.isdigit() else None
+    wanted = content_length(headers)
     got = 0
     while wanted is None or got < wanted:
         if got >= options.max_bytes:

@@ -3,9 +3,10 @@
 scapy does the packet work in a short-lived child process
 (`agent.probes._path_worker`), so the daemon never holds scapy's memory.
 Per hop: the responder and the minimum RTT over `queries` probes; optionally
-its reverse DNS name. Marked: the ISP's first hop (the first responder after
-the LAN gateway; it may be private or CGNAT) and the first public hop (the
-first responder outside RFC 1918, CGNAT 100.64/10, loopback and link-local).
+its reverse DNS name. Marked: the ISP's first hop (the first responder beyond
+the LAN's router, by `agent.net.hops.isp_hop`, the link classifier's rule; it
+may be private or CGNAT) and the first public hop (the first responder outside
+RFC 1918, CGNAT 100.64/10, loopback and link-local).
 The path MTU is found with DF probes; it matters on PPPoE and satellite modems.
 
 Fields: mode, hop_count, reached, hops ("ttl:address:min_ms" per hop, "*"
@@ -25,7 +26,9 @@ import sys
 from typing import Any, Optional
 
 from agent.net import iface
-from agent.probes.base import INTERNAL, TIMEOUT, FieldValue, Outcome, Probe, ProbeContext, ProbeFailure
+from agent.net.hops import isp_hop
+from agent.probes.base import Probe, ProbeContext
+from agent.reading.model import BAD_TARGET, INTERNAL, TIMEOUT, FieldValue, Outcome, ProbeFailure
 from agent.schema import setting
 
 log = logging.getLogger(__name__)
@@ -58,17 +61,13 @@ def is_public(address: str) -> bool:
 def notable_hops(hops: list[dict[str, Any]], gateway: Optional[str]) -> dict[str, Any]:
     """The ISP's first hop and the first public hop, by TTL and address (pure)."""
     out: dict[str, Any] = {"isp_hop": "", "isp_hop_ttl": None, "first_public_hop": "", "first_public_ttl": None}
-    answered = [h for h in hops if h.get("address")]
-    after = 0
-    for i, h in enumerate(answered):
-        if h["address"] == gateway:
-            after = i + 1
-            break
-    else:
-        after = 1 if answered and not is_public(answered[0]["address"]) else 0
-    if after < len(answered):
-        out["isp_hop"], out["isp_hop_ttl"] = answered[after]["address"], answered[after]["ttl"]
-    public = next((h for h in answered if is_public(h["address"])), None)
+    by_ttl = [""] * max((h["ttl"] for h in hops), default=0)
+    for h in hops:
+        by_ttl[h["ttl"] - 1] = h.get("address") or ""
+    isp = isp_hop(by_ttl, gateway)
+    if isp:
+        out["isp_hop_ttl"], out["isp_hop"] = isp
+    public = next((h for h in hops if h.get("address") and is_public(h["address"])), None)
     if public:
         out["first_public_hop"], out["first_public_ttl"] = public["address"], public["ttl"]
     return out
@@ -139,7 +138,7 @@ async def run_worker(request: dict[str, Any], limit_s: float) -> dict[str, Any]:
 async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:
     address, _ = await iface.resolve(target, 3.0)
     if ":" in address:
-        raise ProbeFailure("bad_target", "the path probe traces IPv4 targets only")
+        raise ProbeFailure(BAD_TARGET, "the path probe traces IPv4 targets only")
     request = {
         "target": address,
         "mode": options.mode,

@@ -17,16 +17,9 @@ from typing import Optional
 
 from agent import stats
 from agent.net import iface
-from agent.probes.base import (
-    REFUSED,
-    TIMEOUT,
-    UNREACHABLE,
-    Outcome,
-    Probe,
-    ProbeContext,
-    ProbeError,
-    ProbeFailure,
-)
+from agent.net.hostport import split_host_port
+from agent.probes.base import Probe, ProbeContext
+from agent.reading.model import REFUSED, TIMEOUT, UNREACHABLE, Outcome, ProbeError, ProbeFailure
 from agent.schema import setting
 
 UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
@@ -69,7 +62,7 @@ async def connect_once_on(sock: socket.socket, address: str, port: int, timeout:
 
 
 async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:
-    host, port = iface.split_host_port(target, options.port)
+    host, port = split_host_port(target, options.port)
     address, family = await iface.resolve(host, timeout)
     samples: list[Optional[float]] = []
     last_error: Optional[ProbeError] = None

@@ -13,8 +13,8 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Optional, TypeVar
 
-from agent.probes import icmp
-from agent.probes.base import ProbeFailure
+from agent.net.echo import EchoSession, schedule
+from agent.reading.model import ProbeFailure
 from agent.throughput import connectping
 
 T = TypeVar("T")
@@ -22,45 +22,43 @@ MIN_REPLIES = 3  # of the idle echoes, for ICMP to measure the RTTs
 
 
 class EchoPinger:
-    def __init__(self, echoes: icmp.Echoes) -> None:
-        self.echoes = echoes
-        self.seq = 0
+    """Echoes beside a transfer: a few idle ones first, then one every interval under load."""
+
+    def __init__(self, session: EchoSession) -> None:
+        self.session = session
 
     @classmethod
     async def open(cls, host: str, timeout: float) -> Optional[EchoPinger]:
         """None where this process may not send ICMP (no ping group, no CAP_NET_RAW) or has no route."""
         try:
-            return cls(await icmp.Echoes.open(host, timeout, icmp.EchoTally(timeout)))
+            return cls(await EchoSession.open(host, timeout))
         except ProbeFailure:
             return None
 
     def send(self) -> int:
-        seq, self.seq = self.seq, (self.seq + 1) & 0xFFFF
-        self.echoes.send(seq)
-        return seq
+        return self.session.send()
 
     async def every(self, interval_s: float, t0: float, sent: list[tuple[float, int]]) -> None:
         """Send an echo every interval until cancelled, noting (seconds since t0, sequence)."""
         loop = asyncio.get_running_loop()
-        while True:
+        async for _ in schedule(None, interval_s):
             sent.append((loop.time() - t0, self.send()))
-            await asyncio.sleep(interval_s)
 
     async def idle_rtts(self, sent: list[tuple[float, int]], timeout: float) -> Optional[list[float]]:
         """The RTTs of the idle echoes `sent`, once their replies are in (at most timeout), or None
         if fewer than MIN_REPLIES came back: the server does not answer ICMP, so echoes cannot
         measure the load either."""
-        await self.echoes.wait(timeout)
+        await self.session.wait(timeout)
         echoed = [ms for _, ms in self.answered(sent)]
         return echoed if len(echoed) >= MIN_REPLIES else None
 
     def answered(self, sent: list[tuple[float, int]]) -> list[tuple[float, float]]:
         """(time sent, RTT ms) of the echoes that came back; the lost ones are left out."""
-        rtts = self.echoes.tally.rtt_ms
+        rtts = self.session.tally.rtt_ms
         return [(t, rtts[seq]) for t, seq in sent if seq in rtts]
 
     def close(self) -> None:
-        self.echoes.close()
+        self.session.close()
 
 
 class ServerRtt:

@@ -13,16 +13,17 @@ import ssl
 from typing import Callable, Optional
 
 from agent import __version__
-from agent.probes.base import (
+from agent.net.httphead import content_length, parse_number, parse_response
+from agent.reading.model import (
     HTTP_ERROR,
     PROTOCOL_ERROR,
     REFUSED,
+    RESOLVE_FAILED,
     TIMEOUT,
     TLS_ERROR,
     UNREACHABLE,
     ProbeFailure,
 )
-from agent.probes.http import parse_status
 from agent.throughput import tcpinfo
 
 READ_SIZE = 256 * 1024
@@ -35,7 +36,7 @@ def framing_of(status: int, headers: dict[str, str]) -> str:
         return NONE
     if "chunked" in headers.get("transfer-encoding", "").lower():
         return CHUNKED
-    if headers.get("content-length", "").isdigit():
+    if content_length(headers) is not None:
         return LENGTH
     return TO_CLOSE  # LibreSpeed's PHP garbage.php behind a server that neither chunks nor keeps alive
 
@@ -65,7 +66,7 @@ class Connection:
         except ssl.SSLError as exc:
             raise ProbeFailure(TLS_ERROR, f"TLS with {host} failed: {exc.reason or exc}") from None
         except socket.gaierror as exc:
-            raise ProbeFailure("resolve_failed", f"cannot resolve {host}: {exc.strerror}") from None
+            raise ProbeFailure(RESOLVE_FAILED, f"cannot resolve {host}: {exc.strerror}") from None
         except OSError as exc:
             raise ProbeFailure(UNREACHABLE, f"cannot reach {host}:{port}: {exc.strerror or exc}") from None
         return cls(reader, writer, host_header)
@@ -101,7 +102,7 @@ class Connection:
             raise ProbeFailure(PROTOCOL_ERROR, "the server closed the connection without answering") from None
         except asyncio.LimitOverrunError:
             raise ProbeFailure(PROTOCOL_ERROR, "response head too large") from None
-        status, headers = parse_status(head)
+        status, headers = parse_response(head)
         self.answers += 1
         self.framing = framing_of(status, headers)
         if headers.get("connection", "").lower() == "close" or self.framing == TO_CLOSE:
@@ -119,7 +120,7 @@ class Connection:
     async def read_body(self, headers: dict[str, str], timeout: float, on_bytes: Callable[[int], None]) -> None:
         """Read and discard the body of the response whose head was just read, reporting its size as it arrives."""
         if self.framing == LENGTH:
-            await self._read_exactly(int(headers["content-length"]), timeout, on_bytes)
+            await self._read_exactly(content_length(headers) or 0, timeout, on_bytes)
         elif self.framing == CHUNKED:
             await self._read_chunked(timeout, on_bytes)
         elif self.framing == TO_CLOSE:
@@ -141,7 +142,7 @@ class Connection:
         while True:
             line = await asyncio.wait_for(self.reader.readline(), timeout)
             try:
-                size = int(line.split(b";")[0].strip(), 16)
+                size = parse_number(line.split(b";")[0].strip().decode("latin-1"), "chunk size", base=16)
             except ValueError:
                 raise ProbeFailure(PROTOCOL_ERROR, "bad chunk size in a chunked body") from None
             if size == 0:

@@ -11,7 +11,9 @@ import json
 import shutil
 from typing import Any, Optional
 
-from agent.probes.base import BAD_TARGET, PROTOCOL_ERROR, REFUSED, TIMEOUT, ProbeFailure
+from agent.net.hostport import split_host_port
+from agent.reading.model import BAD_TARGET, PROTOCOL_ERROR, REFUSED, TIMEOUT, ProbeFailure
+from agent.throughput.echoping import ServerRtt
 from agent.throughput.result import Phase
 
 DEFAULT_PORT = 5201
@@ -76,28 +78,12 @@ async def run_direction(
     return parse_json(out.decode("utf-8", "replace"))
 
 
-def split_target(target: str) -> tuple[str, int]:
-    host, sep, port = target.rpartition(":")
-    if sep and port.isdigit() and "]" not in port:
-        return host.strip("[]"), int(port)
-    return target.strip("[]"), DEFAULT_PORT
-
-
-async def measure(target: str, seconds: float, streams: int, up: bool = True) -> tuple[Phase, Optional[Phase]]:
-    host, port = split_target(target)
-    down = await run_direction(host, port, seconds, streams, reverse=True)
-    upload = await run_direction(host, port, seconds, streams, reverse=False) if up else None
-    return down, upload
-
-
 async def measure_with_rtt(
     target: str, seconds: float, streams: int, up: bool = True
 ) -> tuple[Phase, Optional[Phase], list[float], str]:
     """Both directions, with RTTs to the iperf3 server: idle first, then during each run; and how
     they were measured (ICMP echoes, else handshakes to the iperf3 port)."""
-    from agent.throughput.echoping import ServerRtt
-
-    host, port = split_target(target)
+    host, port = split_host_port(target, DEFAULT_PORT)
     rtt = ServerRtt(host, port)
     try:
         idle = await rtt.idle()

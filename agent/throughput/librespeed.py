@@ -18,8 +18,8 @@ import ssl
 import time
 from typing import Callable, NamedTuple, Optional
 
-from agent.probes.base import HTTP_ERROR, ProbeFailure
-from agent.probes.http import parse_url
+from agent.net.hostport import parse_url
+from agent.reading.model import HTTP_ERROR, ProbeFailure
 from agent.throughput import tcpinfo
 from agent.throughput.echoping import EchoPinger
 from agent.throughput.estimator import BYTE_CAP, SERVER_END, Allowance, RateEstimator, StopRules

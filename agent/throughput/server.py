@@ -26,6 +26,8 @@ import re
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
+from agent.net import hostport, httphead
+
 log = logging.getLogger(__name__)
 
 MIB = 1 << 20
@@ -93,19 +95,11 @@ class Request:
 
 
 def parse_head(head: bytes) -> Request:
+    """The request a head asks for; a malformed one (bad Content-Length included) is a 400."""
     try:
-        text = head.decode("latin-1")
-        line, *rest = text.split("\r\n")
-        method, target, version = line.split(" ")
-    except ValueError:
-        raise Drop(400, "malformed request line") from None
-    if not version.startswith("HTTP/1."):
-        raise Drop(400, "not HTTP/1.x")
-    headers: dict[str, str] = {}
-    for h in rest:
-        name, sep, value = h.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
+        method, target, version, headers = httphead.parse_request(head)
+    except ValueError as exc:
+        raise Drop(400, str(exc)) from None
     parts = urlsplit(target)
     connection = headers.get("connection", "").lower()
     keep_alive = connection != "close" and (version == "HTTP/1.1" or connection == "keep-alive")
@@ -303,9 +297,8 @@ class SpeedServer:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """HOST:PORT, [V6]:PORT or :PORT (all interfaces)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"bad --listen '{text}': expected HOST:PORT, e.g. 0.0.0.0:{DEFAULT_PORT}")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+    """HOST:PORT, [V6]:PORT or :PORT (all interfaces); port 0 takes any free port."""
+    try:
+        return hostport.split(text, any_host="0.0.0.0", lowest_port=0)
+    except ValueError:
+        raise ValueError(f"bad --listen '{text}': expected HOST:PORT, e.g. 0.0.0.0:{DEFAULT_PORT}") from None
