@@ -1,12 +1,16 @@
-"""The Debian package, built and installed for real (issue 7).
+"""The Debian package, built and installed for real (issues 7, 17 and 18).
 
 The .deb is built with packaging/build-deb and checked with lintian and systemd-analyze. As
 root on Debian it is then installed with apt-get, which pulls Debian's own python3-paho-mqtt,
--icmplib, -dnspython, -psutil and -scapy, and the agent is run with /usr/bin/python3 and a clean
-environment (no venv). The last test removes and purges it and checks nothing is left. Tests run
-in file order; any test that finds the package gone installs it again.
+-icmplib, -dnspython, -psutil and (named on the command line: they are only Suggests) -scapy,
+and the agent, private to the package in /usr/lib/netprobe, is run with /usr/bin/python3 and a
+clean environment (no venv). An upgrade from the previous release's layout (the agent in
+dist-packages) leaves nothing there. The last test removes and purges it and checks nothing is
+left. Tests run in file order; any test that finds the package gone installs it again.
 
-The install modifies the system python's dist-packages: expected in CI (root, throwaway machine).
+The install modifies this machine's /usr: expected in CI (root, throwaway machine). The offline
+bundle and the regency's repository are tested in debootstrapped roots (test_bundle.py,
+test_apt_repo.py).
 """
 
 from __future__ import annotations
@@ -28,18 +32,22 @@ import pytest
 from agent import __version__
 from agent.config import tomllib
 from tests.fixtures.packaging import (
+    AGENT_DIR,
     CONF,
     DEBIAN_12,
-    DIST_AGENT,
+    LEGACY_AGENT,
     PKG,
+    PRIVATE_LIB,
     ROOT,
     STATE,
     SYSTEM_ENV,
     apt_get,
     as_service_user,
+    build_deb,
     dpkg_status,
     group_exists,
     leftovers,
+    legacy_deb,
     notifications,
     notify_socket,
     pwd_entry,
@@ -51,6 +59,10 @@ from tests.fixtures.packaging import (
     unit_settings,
 )
 from tests.unit_sandbox import have_seccomp, mount_namespace, sandboxed
+
+# As /usr/bin/netprobe does: the private directory first on the path.
+ON_PRIVATE_PATH = f"import sys; sys.path.insert(0, {str(PRIVATE_LIB)!r})\n"
+
 
 # --- the .deb itself (Debian, root not needed) ------------------------------------------------
 
@@ -68,8 +80,12 @@ def test_deb_is_named_for_the_agent_version_and_declares_debian_dependencies(net
         if package != "python3-scapy":
             assert f"{package} (>= {version})" in depends
     assert "python3:any (>= 3.11) | python3-tomli (>= 2.0.1)" in depends
-    recommends = run("dpkg-deb", "-f", str(netprobe_deb), "Recommends").stdout
-    assert "python3-scapy" in recommends and "speedtest-cli" in recommends
+    assert "netbase" in depends and "adduser" in depends
+    # Lean by default (issue 17): the optional parts are Suggests, which apt never installs by
+    # itself; as Recommends, scapy brought its own (ipython3, matplotlib, scipy): 190 MB.
+    assert run("dpkg-deb", "-f", str(netprobe_deb), "Recommends").stdout.strip() == ""
+    suggests = [d.strip() for d in run("dpkg-deb", "-f", str(netprobe_deb), "Suggests").stdout.split(",")]
+    assert suggests == [f"python3-scapy (>= {DEBIAN_12['python3-scapy']})", "speedtest-cli"]
 
 
 @requires_debian
@@ -78,7 +94,9 @@ def test_deb_ships_agent_command_unit_and_a_private_conffile_without_node_id(
 ) -> None:
     listing = run("dpkg-deb", "-c", str(netprobe_deb)).stdout
     modes = {line.split()[-1].lstrip("."): line.split()[0] for line in listing.splitlines()}
-    assert "/usr/lib/python3/dist-packages/agent/cli.py" in modes
+    assert f"{AGENT_DIR}/__init__.py" in modes and f"{AGENT_DIR}/cli/__init__.py" in modes
+    assert not [p for p in modes if p.startswith("/usr/lib/python3")], "the agent is private to the package"
+    assert [p for p in modes if p.startswith("/usr/bin/")] == ["/usr/bin/", "/usr/bin/netprobe"]
     assert not [p for p in modes if "__pycache__" in p or p.endswith(".pyc")], "bytecode belongs to postinst"
     assert modes["/usr/bin/netprobe"] == "-rwxr-xr-x"
     assert "/lib/systemd/system/netprobe-agent.service" in modes
@@ -107,16 +125,19 @@ def test_lintian_finds_no_errors_and_no_warnings(netprobe_deb: Path) -> None:
 
 
 @requires_install
-def test_plain_apt_install_with_recommends_resolves_on_debian_12(
+def test_plain_apt_install_resolves_on_debian_12_without_the_optional_parts(
     netprobe_deb: Path, paths_before_install: set[str]
 ) -> None:
-    # The README's step 2 as written; simulated (-s), because scapy's own Recommends would bring
-    # some 100 packages (ipython3, matplotlib, scipy) that the tests below do not need.
+    # docs/install.md's plain `apt install ./netprobe-agent_*.deb`, apt's defaults (Recommends on),
+    # simulated. What it downloads on a stock bookworm is measured in a debootstrapped root:
+    # test_bundle.py::test_default_install_downloads_under_2_mb_where_python3_is_present.
     if dpkg_status():
         apt_get("purge", PKG)
     result = run("apt-get", "install", "-s", "-o", "APT::Install-Recommends=true", str(netprobe_deb), check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(rf"^Inst netprobe-agent \(?{re.escape(__version__)}", result.stdout, re.M), result.stdout
+    installs = re.findall(r"^Inst (\S+)", result.stdout, re.M)
+    assert not {"python3-scapy", "speedtest-cli", "ipython3", "python3-matplotlib"} & set(installs), installs
 
 
 @requires_install
@@ -125,14 +146,14 @@ def test_install_pulls_debian_12_library_versions_for_system_python(deb_installe
     got = dict(line.split() for line in versions.splitlines())
     for package, upstream in DEBIAN_12.items():
         assert got[package].startswith(upstream), f"{package} {got[package]}: not Debian 12's {upstream}"
-    code = (
+    code = ON_PRIVATE_PATH + (
         "import agent, paho.mqtt, icmplib, dns.version, psutil, scapy, json;"
         "print(json.dumps([agent.__file__, paho.mqtt.__version__, icmplib.__version__,"
         " dns.version.version, psutil.__version__, scapy.VERSION]))"
     )
     out = run("/usr/bin/python3", "-c", code, env=dict(SYSTEM_ENV), cwd="/").stdout
     agent_file, *module_versions = json.loads(out)
-    assert agent_file == str(DIST_AGENT / "__init__.py")
+    assert agent_file == str(AGENT_DIR / "__init__.py")
     assert [v.split("+")[0] for v in module_versions] == list(DEBIAN_12.values())
 
 
@@ -144,7 +165,26 @@ def test_netprobe_version_runs_on_system_python(deb_installed: Path) -> None:
     assert run("head", "-1", "/usr/bin/netprobe").stdout.strip() == "#!/usr/bin/python3"
 
 
-IMPORT_ALL = """
+@requires_install
+def test_the_private_agent_neither_shadows_nor_is_shadowed_by_another_agent_package(
+    deb_installed: Path, tmp_path: Path
+) -> None:
+    # Issue 18: `agent` is a common name. Not on python3's path, ours collides with nobody's ...
+    plain = run("/usr/bin/python3", "-c", "import agent", check=False, env=dict(SYSTEM_ENV), cwd="/")
+    assert plain.returncode == 1 and "No module named 'agent'" in plain.stderr, plain.stderr
+    # ... and another `agent` (on PYTHONPATH, in the working directory) does not replace ours.
+    decoy = tmp_path / "agent"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise SystemExit('the wrong agent was imported')\n")
+    env = {**SYSTEM_ENV, "PYTHONPATH": str(tmp_path)}
+    result = run("/usr/bin/netprobe", "--version", check=False, env=env, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"netprobe {__version__}"
+
+
+IMPORT_ALL = (
+    ON_PRIVATE_PATH
+    + """
 import importlib, json, pkgutil, agent
 from agent.cli import COMMANDS
 failed = {}
@@ -156,6 +196,7 @@ for module in pkgutil.walk_packages(agent.__path__, "agent."):
             failed[module.name] = repr(exc)
 print(json.dumps({"failed": failed, "commands": [name for name, _, _ in COMMANDS]}))
 """
+)
 
 
 @requires_install
@@ -182,7 +223,8 @@ def test_postinst_makes_system_account_private_conffile_and_state_dir(deb_instal
     assert (stat.S_IMODE(state.st_mode), state.st_uid, state.st_gid) == (0o750, user.pw_uid, gid)
     conffiles = run("dpkg-query", "-W", "-f=${Conffiles}", PKG).stdout
     assert str(CONF) in conffiles
-    assert (DIST_AGENT / "__pycache__").is_dir(), "postinst byte-compiles with py3compile"
+    assert (AGENT_DIR / "__pycache__").is_dir(), "postinst byte-compiles the private agent"
+    assert not LEGACY_AGENT.exists()
 
 
 @requires_install
@@ -279,7 +321,9 @@ def test_icmp_works_as_netprobe_with_only_the_units_ambient_cap_net_raw(deb_inst
     assert json.loads(without.stdout)["error"]["code"] == "permission"
 
 
-CLOCK_PROBE = """
+CLOCK_PROBE = (
+    ON_PRIVATE_PATH
+    + """
 import ctypes, json
 from agent import clock
 libc = ctypes.CDLL(None, use_errno=True)
@@ -287,6 +331,7 @@ state = libc.adjtimex(ctypes.create_string_buffer(512))
 hostname = libc.sethostname(b"x", 1)
 print(json.dumps([state, hostname, ctypes.get_errno(), clock.clock_synced()]))
 """
+)
 
 
 @requires_install
@@ -448,17 +493,50 @@ enabled = false
 
 
 @requires_install
-def test_upgrade_keeps_the_technicians_config_spool_and_account(deb_installed: Path, tmp_path: Path) -> None:
-    # The next version, built from a copy of this tree with only __version__ changed.
-    tree = tmp_path / "tree"
-    for part in ("agent", "packaging", "systemd"):
-        shutil.copytree(ROOT / part, tree / part, ignore=shutil.ignore_patterns("__pycache__"))
-    for part in ("config.example.toml", "README.md"):
-        shutil.copy(ROOT / part, tree / part)
-    init = tree / "agent" / "__init__.py"
-    newer = f"{__version__}+upgrade1"
-    init.write_text(init.read_text().replace(f'__version__ = "{__version__}"', f'__version__ = "{newer}"'))
-    deb = run("bash", str(tree / "packaging" / "build-deb"), "-o", str(tmp_path)).stdout.split()[-1]
+def test_postinst_runs_again_cleanly_and_never_touches_the_spool(deb_installed: Path) -> None:
+    # Issue 17's safe upgrade: dpkg may run postinst again (dpkg --configure after an interrupted
+    # run, dpkg-reconfigure); it must succeed every time and leave the spool alone.
+    user = pwd_entry()
+    assert user is not None
+    spool = STATE / "spool.sqlite3"
+    spool.write_bytes(b"unsent readings")
+    os.chown(spool, user.pw_uid, user.pw_gid)
+    os.chmod(spool, 0o600)
+    before = (spool.stat(), CONF.read_text(), CONF.stat())
+    postinst = Path(f"/var/lib/dpkg/info/{PKG}.postinst")
+    for _ in range(2):
+        result = run(str(postinst), "configure", __version__, check=False, env=dict(SYSTEM_ENV), cwd="/")
+        assert result.returncode == 0, result.stdout + result.stderr
+    after = (spool.stat(), CONF.read_text(), CONF.stat())
+    for was, now in ((before[0], after[0]), (before[2], after[2])):
+        assert (was.st_mode, was.st_uid, was.st_gid, was.st_mtime_ns) == (
+            now.st_mode,
+            now.st_uid,
+            now.st_gid,
+            now.st_mtime_ns,
+        )
+    assert before[1] == after[1] and spool.read_bytes() == b"unsent readings"
+    assert pwd_entry() == user
+    spool.unlink()
+
+
+@requires_install
+def test_upgrade_from_the_dist_packages_layout_leaves_nothing_there_and_keeps_config_spool_account(
+    netprobe_deb: Path, paths_before_install: set[str], tmp_path: Path
+) -> None:
+    # Issue 18: nodes run 0.1.0, the agent in dist-packages. Upgrading must move it, with the old
+    # package's own prerm (py3clean) and the new files, and keep what the technician made.
+    if dpkg_status():
+        apt_get("purge", PKG)
+    old = legacy_deb(netprobe_deb, tmp_path, f"{__version__}~legacy1")
+    apt_get("install", "--no-install-recommends", str(old))
+    assert (LEGACY_AGENT / "__init__.py").exists() and not PRIVATE_LIB.exists(), "not the old layout"
+    assert (LEGACY_AGENT / "__pycache__").is_dir(), "0.1.0's postinst byte-compiles with py3compile"
+    assert system_netprobe("--version").returncode == 0
+    # Bytecode no package lists (a python3 run as root in dist-packages): py3clean leaves it,
+    # so dpkg cannot remove the directory; the new postinst must.
+    stray = LEGACY_AGENT / "__pycache__" / "removed_module.cpython-311.pyc"
+    stray.write_bytes(b"stale")
 
     conf = re.sub(r'^id = ".*"', 'id = "muba-upgrade-01"', CONF.read_text(), count=1, flags=re.M)
     CONF.write_text(conf)
@@ -468,13 +546,38 @@ def test_upgrade_keeps_the_technicians_config_spool_and_account(deb_installed: P
     spool.write_bytes(b"unsent readings")
     os.chown(spool, user.pw_uid, user.pw_gid)
 
-    apt_get("install", "--no-install-recommends", deb)
-    assert system_netprobe("--version").stdout.strip() == f"netprobe {newer}"
+    apt_get("install", "--no-install-recommends", str(netprobe_deb))
+    assert run("dpkg-query", "-W", "-f=${Version}", PKG).stdout == __version__
+    result = system_netprobe("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"netprobe {__version__}", result.stderr
+    assert not LEGACY_AGENT.exists(), sorted(str(p) for p in LEGACY_AGENT.rglob("*"))
+    assert (AGENT_DIR / "__init__.py").exists() and (AGENT_DIR / "__pycache__").is_dir()
     assert CONF.read_text() == conf, "the technician's config must survive an upgrade"
     st = CONF.stat()
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, user.pw_gid)
     assert spool.read_bytes() == b"unsent readings"
     assert pwd_entry() == user, "same account, same uid"
+
+
+@requires_install
+def test_upgrade_to_a_newer_build_keeps_the_technicians_config_spool_and_account(
+    deb_installed: Path, tmp_path: Path
+) -> None:
+    newer = f"{__version__}+upgrade1"
+    deb = build_deb(tmp_path, version=newer)
+    conf = re.sub(r'^id = ".*"', 'id = "muba-upgrade-02"', CONF.read_text(), count=1, flags=re.M)
+    CONF.write_text(conf)
+    user = pwd_entry()
+    assert user is not None
+    spool = STATE / "spool.sqlite3"
+    spool.write_bytes(b"more unsent readings")
+    os.chown(spool, user.pw_uid, user.pw_gid)
+
+    apt_get("install", "--no-install-recommends", str(deb))
+    assert system_netprobe("--version").stdout.strip() == f"netprobe {newer}"
+    assert CONF.read_text() == conf
+    assert spool.read_bytes() == b"more unsent readings"
+    assert pwd_entry() == user
 
 
 @requires_install
@@ -494,7 +597,7 @@ def test_remove_keeps_config_and_purge_leaves_no_file_user_or_group(
     apt_get("remove", PKG)
     assert dpkg_status() == "rc"
     assert not Path("/usr/bin/netprobe").exists()
-    assert not DIST_AGENT.exists(), "prerm's py3clean must take the bytecode too"
+    assert not PRIVATE_LIB.exists(), "prerm must take the bytecode too, so that no directory stays"
     assert not Path("/lib/systemd/system/netprobe-agent.service").exists()
     assert CONF.exists() and spool.exists() and pwd_entry() is not None, "remove keeps config, spool, account"
 
