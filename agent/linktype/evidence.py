@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import random
 import struct
 import time
 from typing import Any, Optional
@@ -26,6 +25,7 @@ from agent.net import iface
 from agent.net.echo import EchoSession, schedule
 from agent.net.hops import isp_hop
 from agent.net.hostport import split_host_port
+from agent.reading.model import ProbeFailure
 
 log = logging.getLogger(__name__)
 
@@ -203,29 +203,27 @@ async def host_answers(host: str, timeout: float) -> bool:
 # ----- hops ------------------------------------------------------------------
 
 
-def trace_first_hops(target: str, max_ttl: int, timeout: float = 1.0) -> list[str]:
-    """Responders for TTL 1..max_ttl toward `target` (ICMP, one probe each; needs CAP_NET_RAW)."""
-    from icmplib import ICMPRequest, ICMPv4Socket
-    from icmplib.exceptions import ICMPLibError
+async def trace_first_hops(target: str, max_ttl: int, wait: float = 1.0) -> list[str]:
+    """Responders for TTL 1..max_ttl toward `target` ("" where none answered within `wait`),
+    up to the target itself.
 
-    hops: list[str] = []
-    ident = random.randint(1, 0xFFFF)
-    sock = ICMPv4Socket(privileged=True)
+    One echo per TTL, all at once: each expires at a different router, so none of
+    them meets its ICMP rate limit twice. Needs a raw socket (CAP_NET_RAW): a ping
+    socket is not given the routers' time-exceeded errors.
+    """
+    session = await EchoSession.open(target, wait, mode="raw")
     try:
-        for ttl in range(1, max_ttl + 1):
-            request = ICMPRequest(target, ident, ttl, ttl=ttl)
-            try:
-                sock.send(request)
-                reply = sock.receive(request, timeout)
-            except ICMPLibError:
-                hops.append("")
-                continue
-            hops.append(reply.source)
-            if reply.type == 0:  # the target itself answered
-                break
+        seqs = [session.send(ECHO_PAYLOAD, ttl=ttl) for ttl in range(1, max_ttl + 1)]
+        deadline = time.monotonic() + wait
+        while True:
+            hops = [session.responders.get(seq, "") for seq in seqs]
+            if session.address in hops:
+                hops = hops[: hops.index(session.address) + 1]
+            if all(hops) or time.monotonic() >= deadline:
+                return hops
+            await asyncio.sleep(0.01)
     finally:
-        sock.close()
-    return hops
+        session.close()
 
 
 def series(session: EchoSession, busy: set[int], since_seq: int = 0) -> list[Sample]:
@@ -308,13 +306,12 @@ async def gather(
     gateway = iface.default_gateway()
     iface_name = default_interface()
     facts = interface_facts(iface_name) if iface_name else None
-    loop = asyncio.get_running_loop()
     hops: list[str] = []
     if not plan.isp_hop:
         try:
-            hops = await loop.run_in_executor(None, trace_first_hops, address, plan.max_trace_ttl, plan.trace_wait)
-        except Exception as exc:  # no CAP_NET_RAW: fall back to the target itself
-            log.info("cannot trace the first hops (%s); using %s as the nearby target", exc, address)
+            hops = await trace_first_hops(address, plan.max_trace_ttl, plan.trace_wait)
+        except ProbeFailure as exc:  # no CAP_NET_RAW: fall back to the target itself
+            log.info("cannot trace the first hops (%s); using %s as the nearby target", exc.message, address)
     found = isp_hop(hops, gateway)
     isp = plan.isp_hop or (found[1] if found else "")
     isp_is_hop = bool(isp) and isp != address

@@ -199,6 +199,7 @@ class EchoSession:
         # Kernel stamps are wall-clock, so sends are too; without them both ends use perf_counter.
         self.clock: Callable[[], float] = time.time if self.kernel_stamps else time.perf_counter
         self.by_wire: dict[int, int] = {}  # sequence on the wire -> the latest session sequence sent with it
+        self.responders: dict[int, str] = {}  # sequence -> who answered first: the host, or a router's error
         self.payloads: dict[int, bytes] = {}
         self.done = asyncio.Event()
         sock.setblocking(False)
@@ -215,12 +216,16 @@ class EchoSession:
 
     @property
     def rx_time(self) -> str:
-        """ "kernel" when every reply was timestamped by the kernel, else "user"."""
+        """Who timed the replies: "kernel" when it stamped every one, else "user"."""
         return "kernel" if self.kernel_stamps and not self.user_timed else "user"
 
-    def send(self, payload_size: int = 56) -> int:
-        """Send one request now; its sequence. A send error counts the request as lost
-        and is kept in `send_error`."""
+    def send(self, payload_size: int = 56, ttl: Optional[int] = None) -> int:
+        """Send one request now, with this hop limit if given (it stays set); its sequence.
+        A send error counts the request as lost and is kept in `send_error`."""
+        if ttl is not None:
+            v6 = self.family == socket.AF_INET6
+            option = (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS) if v6 else (socket.IPPROTO_IP, socket.IP_TTL)
+            self.sock.setsockopt(*option, ttl)
         seq, self.next_seq = self.next_seq, self.next_seq + 1
         wire = seq & 0xFFFF
         self.by_wire[wire] = seq
@@ -266,12 +271,15 @@ class EchoSession:
         if parsed is None or self.echo_id is None:
             return
         kind, ident, wire = parsed
-        if ident != self.echo_id:
+        seq = self.by_wire.get(wire)
+        if ident != self.echo_id or seq is None:
             return
         if kind != ECHO_REPLY[self.family]:
             self.tally.unreachable_from = source or "a router"
-        elif (source is None or source == self.address) and wire in self.by_wire:
-            self.tally.replied(self.by_wire[wire], at)
+            self.responders.setdefault(seq, source or "")
+        elif source is None or source == self.address:
+            self.responders.setdefault(seq, self.address)
+            self.tally.replied(seq, at)
             if self.tally.complete():
                 self.done.set()
 

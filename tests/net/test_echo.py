@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from agent.linktype.evidence import trace_first_hops
 from agent.net import echo
 from agent.net.echo import EchoSession, echo_request, kernel_rx_time
 from agent.probes.icmp import ping
@@ -128,3 +129,11 @@ def test_wait_covers_requests_sent_after_earlier_ones_were_all_answered() -> Non
             session.close()
 
     assert asyncio.run(run()) == (True, 2)
+
+
+def test_a_trace_to_a_host_one_hop_away_ends_at_the_host() -> None:
+    try:
+        hops = asyncio.run(trace_first_hops("127.0.0.1", max_ttl=4, wait=1.0))
+    except ProbeFailure as exc:
+        skip_without_icmp(exc)
+    assert hops == ["127.0.0.1"]
