@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Optional
 
-from agent.probes.base import FieldValue
+from agent.reading.model import FieldValue
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:

@@ -13,8 +13,7 @@ import signal
 import time
 
 from agent.net.mqttclient import BrokerUrl, ConnectOptions, MqttClient, Will
-from agent.probes.base import Outcome
-from agent.reading.model import Identity, make_reading
+from agent.reading.model import Identity, Outcome, make_reading
 from agent.reading.topics import DEFAULT_TOPIC, status_topic, topic
 
 

@@ -19,8 +19,7 @@ from agent.diagnose.verdicts import FAIL, OK, SKIP, Check, role_of
 from agent.linktype.classify import classify
 from agent.linktype.evidence import Plan, gather
 from agent.linktype.report import operators_from, verdict_fields
-from agent.probes.base import TIMEOUT, Outcome, ProbeFailure
-from agent.reading.model import Reading, make_reading
+from agent.reading.model import TIMEOUT, Outcome, ProbeFailure, Reading, make_reading
 from agent.runner import identity_of
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,7 @@ from agent import i18n
 from agent.config import Config, TargetConfig
 from agent.diagnose.options import DiagnoseOptions
 from agent.diagnose.verdicts import FAIL, OK, SKIP, WARN, Check
-from agent.probes.base import SKIPPED
-from agent.reading.model import Reading
+from agent.reading.model import SKIPPED, Reading
 from agent.runner import adhoc_target, identity_of, run_target
 
 NAME = "throughput"

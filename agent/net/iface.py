@@ -8,8 +8,6 @@ import socket
 import struct
 from typing import Optional
 
-# dns.py still finds split_host_port here; it lives in agent.net.hostport.
-from agent.net.hostport import split_host_port  # noqa: F401
 from agent.reading.model import NO_ROUTE, RESOLVE_FAILED, TIMEOUT, ProbeFailure
 
 GATEWAY_ALIAS = "gateway"

@@ -14,29 +14,7 @@ from collections.abc import Awaitable, Mapping
 from typing import Any, Callable, Optional
 
 from agent.linktype.settings import LinktypeConfig
-
-# Until every caller imports these from the contract (agent.reading.model):
-from agent.reading.model import (  # noqa: F401
-    BAD_TARGET,
-    DNS_ERROR,
-    HTTP_ERROR,
-    INTERNAL,
-    NO_ROUTE,
-    NXDOMAIN,
-    PERMISSION,
-    PROTOCOL_ERROR,
-    REFUSED,
-    RESOLVE_FAILED,
-    SERVFAIL,
-    SKIPPED,
-    TIMEOUT,
-    TLS_ERROR,
-    UNREACHABLE,
-    FieldValue,
-    Outcome,
-    ProbeError,
-    ProbeFailure,
-)
+from agent.reading.model import FieldValue, Outcome
 from agent.throughput.settings import ThroughputConfig
 
 Progress = Callable[[str, float, Optional[float]], None]

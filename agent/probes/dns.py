@@ -15,19 +15,9 @@ import asyncio
 import dataclasses
 import time
 
-from agent.net import iface
-from agent.probes.base import (
-    DNS_ERROR,
-    NXDOMAIN,
-    SERVFAIL,
-    TIMEOUT,
-    UNREACHABLE,
-    FieldValue,
-    Outcome,
-    Probe,
-    ProbeContext,
-    ProbeFailure,
-)
+from agent.net import hostport, iface
+from agent.probes.base import Probe, ProbeContext
+from agent.reading.model import DNS_ERROR, NXDOMAIN, SERVFAIL, TIMEOUT, UNREACHABLE, FieldValue, Outcome, ProbeFailure
 from agent.schema import setting
 
 RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "CAA")
@@ -59,7 +49,7 @@ async def query(name: str, server: str, record: str, timeout: float) -> Outcome:
     import dns.rcode
 
     address = system_nameserver() if server == SYSTEM else server
-    host, port = iface.split_host_port(address, 53)
+    host, port = hostport.split_host_port(address, 53)
     base = {"record": record, "server": address}
     try:
         host, _ = await iface.resolve(host, timeout)

@@ -24,7 +24,8 @@ import re
 import time
 from typing import Any, Optional
 
-from agent.probes.base import FieldValue, Outcome, Probe, ProbeContext
+from agent.probes.base import Probe, ProbeContext
+from agent.reading.model import FieldValue, Outcome
 from agent.schema import setting
 
 MIB = 1024 * 1024

@@ -29,7 +29,8 @@ from agent.linktype.classify import UNKNOWN, classify
 from agent.linktype.evidence import Plan, gather
 from agent.linktype.report import operators_from, verdict_fields
 from agent.linktype.settings import LinktypeConfig
-from agent.probes.base import FieldValue, Outcome, Probe, ProbeContext
+from agent.probes.base import Probe, ProbeContext
+from agent.reading.model import FieldValue, Outcome
 from agent.schema import setting
 
 log = logging.getLogger(__name__)

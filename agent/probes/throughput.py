@@ -30,7 +30,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from agent.probes.base import SKIPPED, FieldValue, Outcome, Probe, ProbeContext, ProbeFailure
+from agent.probes.base import Probe, ProbeContext
+from agent.reading.model import SKIPPED, FieldValue, Outcome, ProbeFailure
 from agent.schema import setting
 from agent.throughput.budget import Budget
 from agent.throughput.settings import ThroughputConfig

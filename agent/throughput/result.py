@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Optional
 
-from agent.probes.base import FieldValue
+from agent.reading.model import FieldValue
 from agent.throughput import bloat
 from agent.throughput.estimator import BYTE_CAP, TIME_CAP, mbps
 

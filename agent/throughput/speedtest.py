@@ -16,7 +16,7 @@ import time
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from agent.probes.base import BAD_TARGET, INTERNAL, UNREACHABLE, ProbeFailure
+from agent.reading.model import BAD_TARGET, INTERNAL, UNREACHABLE, ProbeFailure
 from agent.throughput.echoping import ServerRtt
 from agent.throughput.result import Phase
 

@@ -12,11 +12,10 @@ import statistics
 import time
 
 from agent.config import parse_config
-from agent.probes.base import Outcome
 from agent.publish.mqtt import Publisher, PublisherSettings
 from agent.publish.spool import Spool
 from agent.reading import topics
-from agent.reading.model import Identity, make_reading
+from agent.reading.model import Identity, Outcome, make_reading
 
 NODE = "bench-node"
 SITE = {"kabupaten": "Musi Banyuasin", "kecamatan": "Sekayu", "desa": "Balai Agung"}

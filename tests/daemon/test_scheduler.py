@@ -8,7 +8,8 @@ import random
 
 from agent.config import TargetConfig
 from agent.daemon.scheduler import Scheduler, first_delay, jittered
-from agent.probes.base import Outcome, Probe
+from agent.probes.base import Probe
+from agent.reading.model import Outcome
 
 
 async def _noop(*_args):

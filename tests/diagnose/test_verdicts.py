@@ -11,8 +11,7 @@ import pytest
 from agent import i18n
 from agent.diagnose import verdicts
 from agent.diagnose.run import Diagnosis
-from agent.probes.base import Outcome, ProbeError
-from agent.reading.model import Identity, Reading, make_reading
+from agent.reading.model import Identity, Outcome, ProbeError, Reading, make_reading
 
 ID = Identity("muba-lais-1", {"kecamatan": "Lais", "desa": "Petaling"})
 

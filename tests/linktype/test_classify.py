@@ -342,8 +342,7 @@ def test_diagnose_link_check_skips_when_the_other_checks_used_up_the_20s():
     from agent.config import parse_config
     from agent.diagnose.link import link_check, time_spent
     from agent.diagnose.options import DiagnoseOptions
-    from agent.probes.base import Outcome
-    from agent.reading.model import Identity, make_reading
+    from agent.reading.model import Identity, Outcome, make_reading
 
     ident = Identity("n", {})
     slow = [

@@ -14,8 +14,8 @@ import pytest
 
 from agent.diagnose.throughput import to_check
 from agent.probes import throughput as probe
-from agent.probes.base import PROTOCOL_ERROR, REFUSED, Outcome, ProbeContext, ProbeFailure
-from agent.reading.model import Identity, make_reading
+from agent.probes.base import ProbeContext
+from agent.reading.model import PROTOCOL_ERROR, REFUSED, Identity, Outcome, ProbeFailure, make_reading
 from agent.throughput import bloat, budget, iperf3, speedtest
 from agent.throughput.estimator import STABLE, TIME_CAP, Allowance, RateEstimator, StopRules
 from tests.helpers import free_port, requires_tool
