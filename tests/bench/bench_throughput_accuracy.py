@@ -24,7 +24,7 @@ import pytest
 from tests.fixtures import testbed as testbed_fixture
 from tests.fixtures.throughput import IPERF_PORT, server_wire_bytes, start_speed_server
 from tests.testbed import PROFILES, Direction, Testbed
-from tests.throughput.test_testbed import PAYLOAD_SHARE
+from tests.throughput.test_accuracy import PAYLOAD_SHARE
 
 LINKS = {  # name: (profile, repetitions, iperf3 seconds measured, iperf3 seconds omitted)
     "fiber-like 20/5 Mbit, 40 ms RTT": (
