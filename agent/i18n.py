@@ -6,8 +6,6 @@ both languages (a test checks it), and placeholders must match.
 
 from __future__ import annotations
 
-from typing import Any
-
 LANGS = ("en", "id")
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -298,10 +296,191 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "Desa terjangkau dan gelap, per kecamatan",
     },
     "fleet.map": {"en": "Nodes on the map", "id": "Peta node"},
+    # netprobe web (agent.collector.web) and the month report (agent.collector.report)
+    "web.title": {"en": "Internet in {kabupaten}: live view", "id": "Internet di {kabupaten}: pantauan langsung"},
+    "web.nav.overview": {"en": "Overview", "id": "Ringkasan"},
+    "web.nav.sla": {"en": "SLA", "id": "SLA"},
+    "web.footer": {
+        "en": "netprobe web · generated {time} {zone} · read-only",
+        "id": "netprobe web · dibuat {time} {zone} · hanya baca",
+    },
+    "web.state.online": {"en": "online", "id": "daring"},
+    "web.state.gateway_only": {"en": "dark: gateway only", "id": "gelap: hanya gateway"},
+    "web.state.offline": {"en": "dark: offline", "id": "gelap: luring"},
+    "web.state.silent": {"en": "dark: silent", "id": "gelap: diam"},
+    "web.status.up": {"en": "internet", "id": "ada internet"},
+    "web.status.down": {"en": "no internet", "id": "tanpa internet"},
+    "web.status.unknown": {"en": "no evidence", "id": "tanpa data"},
+    "web.status.off": {"en": "power off", "id": "listrik padam"},
+    "web.status.maintenance": {"en": "maintenance", "id": "pemeliharaan"},
+    "web.col.month_availability": {"en": "Availability this month", "id": "Ketersediaan bulan ini"},
+    "web.dark.title": {"en": "Dark now ({n} nodes)", "id": "Gelap saat ini ({n} node)"},
+    "web.dark.none": {"en": "No node is dark.", "id": "Tidak ada node yang gelap."},
+    "web.dark.more": {
+        "en": "… and {n} more: see the kecamatan pages.",
+        "id": "… dan {n} lagi: lihat halaman kecamatan.",
+    },
+    "web.incidents.open": {"en": "Open incidents", "id": "Gangguan yang masih terbuka"},
+    "web.incidents.recent": {"en": "Incidents, last 30 days", "id": "Gangguan, 30 hari terakhir"},
+    "web.incidents.not_available": {
+        "en": "Incidents: not available (the incidents engine is not installed).",
+        "id": "Gangguan: tidak tersedia (mesin gangguan belum terpasang).",
+    },
+    "web.incidents.none": {"en": "None.", "id": "Tidak ada."},
+    "web.incidents.ongoing": {"en": "ongoing", "id": "masih berlangsung"},
+    "web.incidents.col.node": {"en": "Node", "id": "Node"},
+    "web.incidents.col.kind": {"en": "Kind", "id": "Jenis"},
+    "web.incidents.col.start": {"en": "Started", "id": "Mulai"},
+    "web.incidents.col.stop": {"en": "Ended", "id": "Selesai"},
+    "web.incidents.col.summary": {"en": "What", "id": "Keterangan"},
+    "web.map.title": {"en": "Map", "id": "Peta"},
+    "web.map.none": {
+        "en": "No node has reported a position (site.lat, site.lon).",
+        "id": "Belum ada node yang melaporkan posisi (site.lat, site.lon).",
+    },
+    "web.map.note": {
+        "en": "Nodes at their site.lat/lon, over the regency's boundary file ([web] boundary_file) when one is set. "
+        "Nothing is fetched from outside.",
+        "id": "Node pada site.lat/lon masing-masing, di atas batas wilayah kabupaten ([web] boundary_file) bila "
+        "diatur. Tidak ada yang diambil dari luar.",
+    },
+    "web.kecamatan.title": {"en": "Kecamatan {kecamatan}", "id": "Kecamatan {kecamatan}"},
+    "web.kecamatan.headline": {
+        "en": "{share}% of desa have working internet ({reachable} of {total})",
+        "id": "{share}% desa punya internet yang berfungsi ({reachable} dari {total})",
+    },
+    "web.node.title": {"en": "{desa}, {kecamatan}", "id": "{desa}, {kecamatan}"},
+    "web.node.operator": {"en": "Provider", "id": "Penyedia"},
+    "web.node.contract_speed": {"en": "Contracted speed", "id": "Kecepatan kontrak"},
+    "web.node.verdict": {"en": "Last diagnosis", "id": "Diagnosis terakhir"},
+    "web.node.verdict_at": {"en": "From the readings of {time}.", "id": "Dari data pukul {time}."},
+    "web.node.no_verdict": {"en": "No recent readings to judge from.", "id": "Belum ada data terbaru untuk dinilai."},
+    "web.node.history": {"en": "History", "id": "Riwayat"},
+    "web.node.history_building": {
+        "en": "The 7- and 30-day history is still being built; the last 24 h is shown from the readings.",
+        "id": "Riwayat 7 dan 30 hari masih disusun; 24 jam terakhir ditampilkan langsung dari data.",
+    },
+    "web.node.availability": {
+        "en": "Internet {avail} of the measured time; no evidence for {unknown} of the range; power off {off} min.",
+        "id": "Internet tersedia {avail} dari waktu terukur; tanpa data {unknown} dari rentang ini; listrik padam "
+        "{off} menit.",
+    },
+    "web.node.link_change": {"en": "link type {old} → {new}", "id": "jenis jaringan {old} → {new}"},
+    "web.node.link_changes": {"en": "Link type changes", "id": "Perubahan jenis jaringan"},
+    "web.node.contract": {"en": "contract {mbps} Mbit/s", "id": "kontrak {mbps} Mbit/s"},
+    "web.node.data": {"en": "Data used", "id": "Pemakaian data"},
+    "web.node.ledger": {
+        "en": "The node's own ledger: {mb} MB this month.",
+        "id": "Catatan node sendiri: {mb} MB bulan ini.",
+    },
+    "web.node.no_data_use": {
+        "en": "No speed test has used data yet.",
+        "id": "Belum ada tes kecepatan yang memakai data.",
+    },
+    "web.node.month": {"en": "Month", "id": "Bulan"},
+    "web.node.bytes": {"en": "Used by tests", "id": "Dipakai tes"},
+    "web.range.24h": {"en": "24 hours", "id": "24 jam"},
+    "web.range.7d": {"en": "7 days", "id": "7 hari"},
+    "web.range.30d": {"en": "30 days", "id": "30 hari"},
+    "web.chart.latency": {
+        "en": "Latency to public targets (ms): p50, band to p90",
+        "id": "Latensi ke target publik (ms): p50, pita sampai p90",
+    },
+    "web.chart.loss": {"en": "Packet loss (%)", "id": "Paket hilang (%)"},
+    "web.chart.throughput": {
+        "en": "Throughput (Mbit/s) against the contract",
+        "id": "Kecepatan (Mbit/s) dibanding kontrak",
+    },
+    "web.chart.status": {
+        "en": "Status: internet, none, no evidence, power off",
+        "id": "Status: ada internet, tanpa internet, tanpa data, listrik padam",
+    },
+    "web.chart.download": {"en": "download", "id": "unduh"},
+    "web.chart.upload": {"en": "upload", "id": "unggah"},
+    "web.chart.contract": {"en": "contract", "id": "kontrak"},
+    "web.history.building": {
+        "en": "History is being built ({done} of {total} nodes); charts beyond 24 h and the SLA follow.",
+        "id": "Riwayat sedang disusun ({done} dari {total} node); grafik lebih dari 24 jam dan SLA menyusul.",
+    },
+    "web.history.error": {
+        "en": "History cannot be updated now (see the service log); figures may be old.",
+        "id": "Riwayat tidak dapat diperbarui saat ini (lihat log layanan); angka mungkin sudah lama.",
+    },
+    "web.sla.month": {"en": "Month", "id": "Bulan"},
+    "web.sla.show": {"en": "Show", "id": "Tampilkan"},
+    "web.sla.download": {"en": "Download", "id": "Unduh"},
+    "web.sla.not_begun": {"en": "{month} has not begun.", "id": "{month} belum dimulai."},
+    "web.error.401": {"en": "Sign in to see this page.", "id": "Masuk untuk melihat halaman ini."},
+    "web.error.404": {"en": "No such page.", "id": "Halaman tidak ditemukan."},
+    "web.error.405": {"en": "Only GET and HEAD are served.", "id": "Hanya GET dan HEAD yang dilayani."},
+    "web.error.500": {
+        "en": "Something went wrong on the server; the details are in its log.",
+        "id": "Terjadi kesalahan di server; rinciannya ada di log.",
+    },
+    "web.error.503": {
+        "en": "The database cannot be read now; try again in a minute.",
+        "id": "Basis data tidak dapat dibaca saat ini; coba lagi sebentar lagi.",
+    },
+    "web.error.no_kecamatan": {
+        "en": "No nodes in kecamatan '{kecamatan}'.",
+        "id": "Tidak ada node di kecamatan '{kecamatan}'.",
+    },
+    "web.error.no_node": {"en": "No node '{node}'.", "id": "Tidak ada node '{node}'."},
+    "sla.title": {
+        "en": "Internet availability, {kabupaten}, {month}",
+        "id": "Ketersediaan internet, {kabupaten}, {month}",
+    },
+    "sla.period": {"en": "Period {start} to {stop} ({zone}).", "id": "Periode {start} sampai {stop} ({zone})."},
+    "sla.summary": {
+        "en": "Available {avail}: {up} of {counted} measured minutes. Not counted: no evidence {unknown} min, "
+        "power off {off} min, maintenance {maintenance} min.",
+        "id": "Tersedia {avail}: {up} dari {counted} menit terukur. Tidak dihitung: tanpa data {unknown} menit, "
+        "listrik padam {off} menit, pemeliharaan {maintenance} menit.",
+    },
+    "sla.rules": {
+        "en": "A minute is available when a public target answered (one reading counts for {evidence} min); power "
+        "cuts and maintenance are left out; minutes without evidence are shown apart, never counted for or against "
+        "the provider.",
+        "id": "Satu menit dihitung tersedia bila target publik menjawab (satu data berlaku {evidence} menit); "
+        "listrik padam dan pemeliharaan tidak dihitung; menit tanpa data ditampilkan terpisah, tidak dihitung untuk "
+        "maupun melawan penyedia.",
+    },
+    "sla.power.boots": {"en": "Power cuts: from the nodes' boot ids.", "id": "Listrik padam: dari boot id node."},
+    "sla.power.incidents_boots": {
+        "en": "Power cuts: from the incidents engine and the boot ids.",
+        "id": "Listrik padam: dari mesin gangguan dan boot id.",
+    },
+    "sla.maintenance": {"en": "Maintenance windows", "id": "Jadwal pemeliharaan"},
+    "sla.scope_all": {"en": "every node", "id": "semua node"},
+    "sla.by.provider": {"en": "Per provider", "id": "Per penyedia"},
+    "sla.by.kecamatan": {"en": "Per kecamatan", "id": "Per kecamatan"},
+    "sla.by.desa": {"en": "Per desa", "id": "Per desa"},
+    "sla.by.node": {"en": "Per node", "id": "Per node"},
+    "sla.col.name": {"en": "Name", "id": "Nama"},
+    "sla.col.kecamatan": {"en": "Kecamatan", "id": "Kecamatan"},
+    "sla.col.nodes": {"en": "Nodes", "id": "Node"},
+    "sla.col.operator": {"en": "Provider", "id": "Penyedia"},
+    "sla.col.contract": {"en": "Contract", "id": "Kontrak"},
+    "sla.col.shortfall": {"en": "Shortfall", "id": "Kekurangan"},
+    "sla.col.availability": {"en": "Available", "id": "Tersedia"},
+    "sla.col.up": {"en": "Up (min)", "id": "Ada (menit)"},
+    "sla.col.down": {"en": "Down (min)", "id": "Putus (menit)"},
+    "sla.col.unknown": {"en": "No evidence (min)", "id": "Tanpa data (menit)"},
+    "sla.col.off": {"en": "Power off (min)", "id": "Padam (menit)"},
+    "sla.col.maintenance": {"en": "Maintenance (min)", "id": "Pemeliharaan (menit)"},
+    "sla.col.p50": {"en": "Latency p50 (ms)", "id": "Latensi p50 (ms)"},
+    "sla.col.p95": {"en": "p95 (ms)", "id": "p95 (ms)"},
+    "sla.col.loss": {"en": "Loss", "id": "Paket hilang"},
+    "sla.col.down_speed": {"en": "Download median (Mbit/s)", "id": "Median unduh (Mbit/s)"},
+    "sla.col.contract_speed": {"en": "Contract Mbit/s (reached)", "id": "Kontrak Mbit/s (tercapai)"},
+    "sla.met": {"en": "met", "id": "terpenuhi"},
+    "sla.short": {"en": "short by {pct} points ({minutes} min)", "id": "kurang {pct} poin ({minutes} menit)"},
+    "sla.none": {"en": "(none)", "id": "(tidak ada)"},
+    "sla.generated": {"en": "Generated {time}.", "id": "Dibuat {time}."},
 }
 
 
-def text(key: str, lang: str = "en", **params: Any) -> str:
+def text(key: str, lang: str = "en", **params: object) -> str:
     entry = MESSAGES.get(key)
     if entry is None:
         return key

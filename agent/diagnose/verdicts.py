@@ -9,9 +9,10 @@ at the uplink, and DNS and web say "because the internet is down".
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from collections.abc import Mapping, Sequence
+from typing import Optional
 
-from agent.reading.model import Reading
+from agent.reading.model import FieldValue, Reading
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 HEALTHY, DEGRADED, DOWN = "healthy", "degraded", "down"
@@ -26,17 +27,19 @@ UPLINK_RTT_WARN_MS = 1000.0
 DNS_SLOW_MS = 500.0
 CERT_WARN_DAYS = 14.0
 DNS_FAILURE_CODES = ("resolve_failed",)
+# The numbers a check shows, by i18n key: the words are the reader's language, the numbers are not.
+Params = Mapping[str, FieldValue]
 
 
 @dataclasses.dataclass(frozen=True)
 class Check:
     name: str
     status: str
-    numbers: list[tuple[str, dict[str, Any]]]  # i18n key and params
-    hint: Optional[tuple[str, dict[str, Any]]] = None
+    numbers: Sequence[tuple[str, Params]]  # i18n key and params
+    hint: Optional[tuple[str, Params]] = None
     readings: tuple[str, ...] = ()  # ids of the Readings it rests on
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "check": self.name,
             "status": self.status,
@@ -45,7 +48,7 @@ class Check:
         }
 
 
-def role_of(measurement: str, target: str, options: Any, role: str = "") -> Optional[str]:
+def role_of(measurement: str, target: str, options: object, role: str = "") -> Optional[str]:
     """Which diagnosis check a configured target serves: its `role`, or one inferred from it."""
     if role:
         return role
@@ -69,8 +72,8 @@ def loss_of(r: Reading) -> float:
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
-def latency_numbers(readings: list[Reading]) -> list[tuple[str, dict[str, Any]]]:
-    out = []
+def latency_numbers(readings: list[Reading]) -> list[tuple[str, Params]]:
+    out: list[tuple[str, Params]] = []
     for r in readings:
         rtt = rtt_of(r)
         if r.ok and rtt is not None:
@@ -118,8 +121,8 @@ def internet_check(readings: list[Reading], gateway: Check) -> Check:
     return Check("internet", OK, nums, None, ids(readings))
 
 
-def dns_numbers(readings: list[Reading]) -> list[tuple[str, dict[str, Any]]]:
-    out = []
+def dns_numbers(readings: list[Reading]) -> list[tuple[str, Params]]:
+    out: list[tuple[str, Params]] = []
     for r in readings:
         if "query_ms" in r.fields:
             out.append(
@@ -161,7 +164,7 @@ def dns_check(system: list[Reading], public: list[Reading], internet: Check) -> 
 def web_check(readings: list[Reading], internet: Check) -> Check:
     if not readings:
         return Check("web", SKIP, [("num.none", {})])
-    nums: list[tuple[str, dict[str, Any]]] = []
+    nums: list[tuple[str, Params]] = []
     for r in readings:
         f = r.fields
         if "status" in f:

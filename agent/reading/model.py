@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from typing import Any, Optional, Union
+from collections.abc import Mapping
+from typing import Optional, Union
 
 from agent import clock
 
@@ -63,17 +64,22 @@ class ProbeFailure(Exception):
         self.message = message
 
 
+# `site`: kabupaten, kecamatan, desa, optional lat/lon, and the node's free tags.
+SiteValue = Union[str, int, float, bool, None]
+Site = dict[str, SiteValue]
+
+
 @dataclasses.dataclass(frozen=True)
 class Identity:
     node: str
-    site: dict[str, Any]
+    site: Site
 
 
 @dataclasses.dataclass(frozen=True)
 class Reading:
     id: str
     node: str
-    site: dict[str, Any]
+    site: Site
     seq: Optional[int]
     measurement: str
     target: str
@@ -87,7 +93,7 @@ class Reading:
     fields: dict[str, FieldValue]
     schema: int = SCHEMA
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "schema": self.schema,
             "id": self.id,
@@ -111,9 +117,10 @@ class Reading:
         return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Reading:
+    def from_dict(cls, data: Mapping[str, object]) -> Reading:
+        """A Reading this agent wrote itself (the spool): its keys and types are already right."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
 
 
 def make_reading(
