@@ -10,6 +10,7 @@ import dataclasses
 import os
 from typing import Any, Optional
 
+from agent.collector.web.settings import SlaSettings, WebSettings
 from agent.config import tomllib
 from agent.net.secrets import read_secret_file
 from agent.reading.topics import BrokerUrl
@@ -77,6 +78,8 @@ class CollectorConfig:
     store: StoreSettings = setting(factory=StoreSettings)
     validation: ValidationSettings = setting(factory=ValidationSettings)
     fleet: FleetSettings = setting(factory=FleetSettings)
+    web: WebSettings = setting(factory=WebSettings)
+    sla: SlaSettings = setting(factory=SlaSettings)
 
 
 def parse_collector_config(data: dict[str, Any], source: str = "") -> CollectorConfig:
