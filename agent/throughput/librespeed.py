@@ -120,9 +120,15 @@ class Client:
                     expect_ok(status, f"{self.ep}")
         raise ProbeFailure(HTTP_ERROR, f"{self.ep} does not answer as a LibreSpeed server (no /empty)")
 
-    async def ping(self, conn: Connection, timeout: float) -> float:
+    async def ping(self, line: PingLine, timeout: float) -> float:
+        """One HTTP ping in ms. A server that closed the line after its last answer (PHP's built-in
+        server closes after every response) gets a new connection first; only the request is
+        timed, not the handshake, so a ping is one round trip whatever the server does."""
+        if not line.conn.reusable:
+            self.extra_bytes += line.reopen(await self.connect())
         t0 = time.perf_counter()
-        status = await conn.request("GET", self.ep.path("empty", f"r={time.monotonic_ns()}"), timeout, self.s.token)
+        path = self.ep.path("empty", f"r={time.monotonic_ns()}")
+        status = await line.conn.request("GET", path, timeout, self.s.token)
         expect_ok(status, "ping")
         return (time.perf_counter() - t0) * 1000.0
 
@@ -135,7 +141,7 @@ class Client:
             if self.echo:
                 self.echo.close()
 
-    async def idle_rtts(self, conn: Connection) -> tuple[list[float], float]:
+    async def idle_rtts(self, line: PingLine) -> tuple[list[float], float]:
         """(idle RTTs by the method the loaded ones will use, the HTTP idle RTT in ms).
 
         Echoes go out beside the HTTP pings; if too few come back
@@ -146,7 +152,7 @@ class Client:
         for _ in range(IDLE_PINGS):
             if self.echo:
                 sent.append((0.0, self.echo.send()))
-            http.append(await self.ping(conn, self.s.timeout))
+            http.append(await self.ping(line, self.s.timeout))
             await asyncio.sleep(0.05)
         http_ms = sorted(http)[len(http) // 2]
         if self.echo:
@@ -159,16 +165,17 @@ class Client:
         return http, http_ms
 
     async def measure_on(self, conn: Connection) -> tuple[Optional[Phase], Optional[Phase], list[float]]:
-        idle, idle_ms = await self.idle_rtts(conn)
+        line = PingLine(conn)
+        try:
+            idle, idle_ms = await self.idle_rtts(line)
+        finally:
+            self.extra_bytes += line.close()
         rules = StopRules(
             stable_pct=self.s.stable_pct, span_s=self.s.stable_span_s, time_cap_s=self.s.time_cap_s
         ).for_rtt(idle_ms)
         cap = self.s.byte_cap
         reserve = int(cap * self.s.upload_share) if cap is not None and self.s.upload else 0
         down_allow = Allowance(None if cap is None else cap - reserve, MIB)
-        counters = conn.counters()
-        self.extra_bytes += counters.moved if counters else 0
-        conn.close()
         down = await self.phase("download", down_allow, rules, idle_ms)
         up = None
         if self.s.upload:
@@ -182,10 +189,11 @@ class Client:
     async def phase(self, direction: str, allowance: Allowance, rules: StopRules, idle_ms: float) -> Phase:
         """One direction. Without echoes its HTTP pings get a fresh connection, as a cancelled
         ping leaves one unusable."""
-        ping_conn: Optional[Connection] = None
+        ping_line: Optional[PingLine] = None
         conns = await asyncio.gather(*(self.connect() for _ in range(self.s.streams + (0 if self.echo else 1))))
         if not self.echo:
             ping_conn, *conns = conns
+            ping_line = PingLine(ping_conn)
         streams = [Stream(c) for c in conns]
         loop = asyncio.get_running_loop()
         t0 = loop.time()
@@ -196,9 +204,9 @@ class Client:
         if self.echo:
             pinger = asyncio.ensure_future(self.echo.every(self.s.ping_interval_s, t0, echoes))
         else:
-            assert ping_conn is not None
+            assert ping_line is not None
             timeout = max(2.0, idle_ms * 8 / 1000.0)
-            pinger = asyncio.ensure_future(self.ping_loop(ping_conn, rtts, t0, timeout))
+            pinger = asyncio.ensure_future(self.ping_loop(ping_line, rtts, t0, timeout))
         est = RateEstimator(rules)
         reason = SERVER_END
         try:
@@ -237,16 +245,14 @@ class Client:
             for s in streams:
                 s.conn.close(abort=True)
             await asyncio.gather(pinger, *tasks, return_exceptions=True)
-            if ping_conn:
-                counters = ping_conn.counters()
-                self.extra_bytes += counters.moved if counters else 0
-                ping_conn.close(abort=True)
+            if ping_line:
+                self.extra_bytes += ping_line.close(abort=True)
 
-    async def ping_loop(self, conn: Connection, rtts: list[tuple[float, float]], t0: float, timeout: float) -> None:
+    async def ping_loop(self, line: PingLine, rtts: list[tuple[float, float]], t0: float, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         while True:
             sent = loop.time() - t0
-            rtts.append((sent, await self.ping(conn, timeout)))
+            rtts.append((sent, await self.ping(line, timeout)))
             await asyncio.sleep(self.s.ping_interval_s)
 
     async def download(self, s: Stream, allowance: Allowance) -> None:
@@ -316,6 +322,25 @@ def loaded(rtts: list[tuple[float, float]], warmup_s: Optional[float]) -> list[f
     """RTTs sent once the transfer was up to speed: the queue a steady transfer keeps, not its ramp."""
     after = [ms for t, ms in rtts if warmup_s is not None and t >= warmup_s]
     return after or [ms for _, ms in rtts]
+
+
+class PingLine:
+    """The connection HTTP pings go on, replaced when the server closes it; counts what it cost."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def reopen(self, new: Connection) -> int:
+        """Swap in a new connection; the bytes the old one moved."""
+        moved = self.close()
+        self.conn = new
+        return moved
+
+    def close(self, abort: bool = False) -> int:
+        """Close the connection; the bytes it moved (the kernel's count, 0 where there is none)."""
+        counters = self.conn.counters()
+        self.conn.close(abort)
+        return counters.moved if counters else 0
 
 
 class Stream:
