@@ -1,7 +1,9 @@
 """Runs one probe and always returns a Reading, whatever went wrong.
 
 The collector finds blank spots from failed Readings, so a probe that raises,
-hangs or meets a bug still yields a Reading with `ok: false`.
+hangs or meets a bug still yields a Reading with `ok: false`. Every Reading is
+made to meet the contract (`agent.reading.contract.conform`) before it leaves
+here, so the collector never rejects what a node spooled and sent.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Any, Callable, Optional
 
 from agent import clock, probes
 from agent.config import Config, TargetConfig, build_target
-from agent.probes.base import INTERNAL, TIMEOUT, Outcome, ProbeContext, ProbeFailure
-from agent.reading.model import Identity, Reading, make_reading
+from agent.probes.base import ProbeContext
+from agent.reading.contract import conform
+from agent.reading.model import INTERNAL, TIMEOUT, Identity, Outcome, ProbeFailure, Reading, make_reading
 from agent.schema import ConfigError, Problem, TomlValue
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ async def run_target(
         log.exception("probe %s %s failed unexpectedly", target.kind, target.target)
         outcome = Outcome.failed(INTERNAL, f"{type(exc).__name__}: {exc}")
     duration = time.perf_counter() - t0
-    return make_reading(
+    reading = make_reading(
         identity,
         target.kind,
         target.target,
@@ -68,6 +71,7 @@ async def run_target(
         duration,
         seq() if seq else None,
     )
+    return conform(reading)
 
 
 def adhoc_target(kind: str, target: str, timeout: Optional[float], **options: Optional[TomlValue]) -> TargetConfig:
