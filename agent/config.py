@@ -22,6 +22,7 @@ from agent import probes
 from agent.linktype.settings import LinktypeConfig
 from agent.net.secrets import read_secret_file
 from agent.probes.base import ProbeContext
+from agent.reading import contract
 from agent.reading.topics import DEFAULT_TOPIC, check_broker, check_node_id, check_template
 from agent.schema import ConfigError, Problem, build, describe, field_names, internal, setting
 from agent.throughput.settings import ThroughputConfig
@@ -46,18 +47,47 @@ class NodeConfig:
         """The configured id, or a tidy form of the host name for ad-hoc runs."""
         if self.id:
             return self.id
-        tidy = re.sub(r"[^a-z0-9._-]+", "-", socket.gethostname().lower()).strip("-")
+        tidy = re.sub(r"[^a-z0-9._-]+", "-", socket.gethostname().lower()).strip("-._")
         return tidy[:64] or "netprobe"
+
+
+def check_place(value: str) -> Optional[str]:
+    """A kabupaten, kecamatan or desa as the Reading contract carries it."""
+    problem = contract.text_problem(value, contract.MAX_PLACE)
+    return f"must be text of at most {contract.MAX_PLACE} characters without NUL" if problem else None
+
+
+def check_tags(tags: dict[str, str]) -> Optional[str]:
+    """Tags join the core site keys in every Reading: they may not replace one or outgrow the contract."""
+    core = [k for k in tags if k in contract.SITE_CORE]
+    if core:
+        return f"'{core[0]}' is a site key, not a tag (set it in [site])"
+    if len(tags) > contract.MAX_TAGS:
+        return f"at most {contract.MAX_TAGS} tags ({len(tags)} given)"
+    for key, value in tags.items():
+        if contract.text_problem(key, contract.MAX_KEY) or not key:
+            return f"tag names are 1-{contract.MAX_KEY} characters without NUL"
+        if contract.text_problem(value, contract.MAX_SITE_TEXT):
+            return f"tag '{key[:64]}' must be text of at most {contract.MAX_SITE_TEXT} characters without NUL"
+    return None
+
+
+def check_target(value: str) -> Optional[str]:
+    if not value.strip():
+        return "must not be empty"
+    if contract.text_problem(value, contract.MAX_TARGET):
+        return f"must be at most {contract.MAX_TARGET} characters without NUL (the Reading carries it)"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
 class SiteConfig:
-    kabupaten: str = setting("Musi Banyuasin", help="the regency (kabupaten)")
-    kecamatan: str = setting("", help="the district, e.g. Sekayu")
-    desa: str = setting("", help="the village, e.g. Balai Agung")
+    kabupaten: str = setting("Musi Banyuasin", check=check_place, help="the regency (kabupaten)")
+    kecamatan: str = setting("", check=check_place, help="the district, e.g. Sekayu")
+    desa: str = setting("", check=check_place, help="the village, e.g. Balai Agung")
     lat: Optional[float] = setting(None, min=-90.0, max=90.0, help="latitude of the node, for the map")
     lon: Optional[float] = setting(None, min=-180.0, max=180.0, help="longitude of the node, for the map")
-    tags: dict[str, str] = setting(factory=dict, help="free tags, e.g. operator, contract")
+    tags: dict[str, str] = setting(factory=dict, check=check_tags, help="free tags, e.g. operator, contract")
 
     def as_dict(self) -> dict[str, Any]:
         site: dict[str, Any] = {"kabupaten": self.kabupaten, "kecamatan": self.kecamatan, "desa": self.desa}
@@ -70,7 +100,7 @@ class SiteConfig:
 @dataclasses.dataclass(frozen=True)
 class TargetConfig:
     kind: str = setting(help="probe kind: icmp, tcp, dns, http, ...")
-    target: str = setting(help='host, host:port, name or URL; "gateway" means the default gateway')
+    target: str = setting(check=check_target, help='host, host:port, name or URL; "gateway" means the default gateway')
     name: str = setting("", help="a label for reports; defaults to kind:target")
     interval: float = setting(0.0, min=0.0, help="seconds between runs; 0 takes the probe's default")
     timeout: float = setting(0.0, min=0.0, help="seconds; 0 takes the probe's default")

@@ -4,15 +4,23 @@ A technician editing a config on a node over a slow link should see all of
 its mistakes in one run, each with its key path, the bad value and what is
 allowed. So nothing here raises on the first error: problems are appended to
 a list and the caller decides when to stop.
+
+Every number must be finite and at most `NUMBER_LIMIT` in size, whatever its
+key (TOML has `nan` and `inf`): a NaN passes every `min`/`max` comparison, so
+`interval = nan` would run a probe in a tight loop and `monthly_budget_mb = nan`
+would lift the data limit; a huge value overflows the integer and time
+arithmetic it feeds (bytes from megabytes, sleeps).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from typing import Any, Callable, Optional, Union, get_args, get_origin, get_type_hints
 
 Check = Callable[[Any], Optional[str]]
+NUMBER_LIMIT = 1e12  # any setting; keys set tighter bounds of their own
 # What a parsed TOML value can be: the loader's input, before it is checked and typed.
 TomlValue = Union[str, int, float, bool, list[Any], dict[str, Any]]
 
@@ -158,13 +166,25 @@ def convert(tp: Any, value: Any, path: str, problems: list[Problem]) -> Any:
     return scalar(tp, value, path, problems)
 
 
+def number_problem(value: float) -> Optional[str]:
+    """Why a TOML number cannot be a setting, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if abs(value) > NUMBER_LIMIT:
+        return f"must be at most {NUMBER_LIMIT:g} in size"
+    return None
+
+
 def scalar(tp: Any, value: Any, path: str, problems: list[Problem]) -> Any:
     if tp is bool and isinstance(value, bool):
         return value
-    if tp is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and (tp is float or (tp is int and isinstance(value, int))):
+        problem = number_problem(value)
+        if problem:
+            problems.append(Problem(path, f"{problem} (got {describe(value)})"))
+            return None
+        return float(value) if tp is float else value
     if tp is str and isinstance(value, str):
         return value
     if tp is Any:
