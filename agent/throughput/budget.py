@@ -4,6 +4,13 @@ On a satellite quota every test is paid for, so the node keeps count across
 restarts (a JSON file in the state directory, replaced atomically) and the
 month starts on the day the operator's quota resets. A test is skipped when
 it would pass a budget, estimating its cost from the last test's bytes.
+
+The calendar comes from a clock that may be wrong: a Pi without RTC boots at
+an old date, then NTP steps it forward. So the counts only ever roll forward,
+and only on a date later than the latest one they were kept for: an earlier
+date (the clock stepped back) counts in the current day and period, and a jump
+beyond `MAX_STEP_DAYS` is held as the same period until a later day confirms
+it (a clock stepped far ahead by mistake, then corrected, forgets nothing).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any, Callable, Optional
 log = logging.getLogger(__name__)
 
 LEDGER_FILE = "throughput-ledger.json"
+MAX_STEP_DAYS = 62  # a node switched off for two months rolls at once; a longer jump waits a day
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,11 +42,12 @@ class Budget:
 @dataclasses.dataclass(frozen=True)
 class LedgerState:
     period: str = ""  # first day of the current monthly period, ISO date
-    day: str = ""  # the day daily_bytes counts, ISO date
+    day: str = ""  # the day daily_bytes counts, ISO date: the latest date the counts were kept for
     month_bytes: int = 0
     day_bytes: int = 0
     tests: int = 0
     last_bytes: Optional[int] = None  # bytes of the last test, the estimate for the next
+    jump: str = ""  # a date far beyond `day`, not yet confirmed by a later one
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -62,14 +71,29 @@ def period_start(today: dt.date, reset_day: int) -> dt.date:
     return clamped(year, month)
 
 
+def _date(text: str) -> Optional[dt.date]:
+    try:
+        return dt.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+
+
 def roll(state: LedgerState, today: dt.date, reset_day: int) -> LedgerState:
-    """The state with its counters reset where a new period or a new day has begun."""
+    """The state with its counters reset where a new period or a new day has begun.
+
+    Never backwards: spending is forgotten only when the calendar really moved on.
+    """
+    last = _date(state.day)
+    if last is not None and today <= last:
+        return state  # the same day, or the clock stepped back: the counts stay where they are
+    if last is not None and (today - last).days > MAX_STEP_DAYS:
+        seen = _date(state.jump)
+        if seen is None or not seen < today <= seen + dt.timedelta(days=MAX_STEP_DAYS):
+            return dataclasses.replace(state, jump=today.isoformat())  # implausible so far: the same period
     period = period_start(today, reset_day).isoformat()
     if state.period != period:
         state = dataclasses.replace(state, period=period, month_bytes=0)
-    if state.day != today.isoformat():
-        state = dataclasses.replace(state, day=today.isoformat(), day_bytes=0)
-    return state
+    return dataclasses.replace(state, day=today.isoformat(), day_bytes=0, jump="")
 
 
 def record(state: LedgerState, used: int, today: dt.date, reset_day: int) -> LedgerState:
