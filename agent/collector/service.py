@@ -23,14 +23,17 @@ from typing import Any, Callable, Optional
 
 from agent.collector.settings import CollectorConfig, read_password
 from agent.collector.store import Store, StoreDown, open_store
+from agent.collector.store.base import RejectSample, StoreRefused
 from agent.net.mqttclient import PAHO_V2, BrokerUrl, ConnectOptions, MqttClient
-from agent.reading.validate import Record, Rejected, Status, check_message
+from agent.reading.contract import printable
+from agent.reading.validate import UNSTORABLE, Record, Rejected, Status, check_message, sample_of
 
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_S = 3600.0
 SUMMARY_EVERY_S = 60.0
 BROKER_QUIET_S = 2.0
+SAMPLES_PER_KIND = 20  # rejected messages kept per kind and batch (the table keeps the latest 1000)
 
 
 class Message:
@@ -185,10 +188,12 @@ class Collector:
                 break
         return batch
 
-    def _sort(self, batch: list[Message]) -> tuple[list[Record], list[tuple[Status, dict[str, str]]], dict[str, Any]]:
+    def _sort(
+        self, batch: list[Message], note: bool = True
+    ) -> tuple[list[Record], list[tuple[Status, dict[str, str]]], dict[str, Any]]:
         records: list[Record] = []
         statuses: list[tuple[Status, dict[str, str]]] = []
-        rejects: dict[str, tuple[int, str, str]] = {}
+        rejects: dict[str, tuple[int, str, str, list[RejectSample]]] = {}
         limit = self.cfg.validation.max_payload_bytes
         prefix = self.cfg.broker.topic_prefix
         for m in batch:
@@ -199,9 +204,9 @@ class Collector:
                 parts = m.topic.split("/")
                 statuses.append((outcome, {"kecamatan": parts[1], "desa": parts[2]}))
             else:
-                self._note_reject(outcome)
-                n, _, _ = rejects.get(outcome.kind, (0, "", ""))
-                rejects[outcome.kind] = (n + 1, outcome.node, outcome.why)
+                if note:
+                    self._note_reject(outcome)
+                quarantine(rejects, m, outcome)
         return records, statuses, rejects
 
     def _note_reject(self, r: Rejected) -> None:
@@ -212,13 +217,67 @@ class Collector:
                 "rejected a %s message from '%s': %s (further ones are only counted)", r.kind, r.node or "?", r.why
             )
 
+    def _write(
+        self,
+        batch: list[Message],
+        records: list[Record],
+        statuses: list[tuple[Status, dict[str, str]]],
+        rejects: dict[str, Any],
+    ) -> int:
+        """Store a sorted batch in one transaction; returns how many readings were new. Raises StoreDown.
+
+        If the database refuses something in it, no retry of the same batch can help: store it
+        message by message instead, and quarantine each message that is still refused (a
+        `rejects` row with a sample), so one bad message never holds up, or stops, the rest.
+        """
+        store = self._ensure_store()
+        try:
+            return store.write(records, statuses, rejects)
+        except StoreDown:
+            raise
+        except Exception as exc:
+            self._refusal(exc, f"a batch of {len(batch)}; storing it message by message")
+        fresh = refused = 0
+        for m in batch:
+            one = self._sort([m], note=False)
+            try:
+                fresh += store.write(*one)
+            except StoreDown:
+                raise
+            except Exception as exc:
+                refused += len(one[0])
+                self._quarantine_refused(store, m, exc)
+        self.counters.duplicates -= refused  # the caller counts unstored records as duplicates
+        return fresh
+
+    def _refusal(self, exc: Exception, what: str) -> None:
+        if isinstance(exc, StoreRefused):
+            log.warning("the database refused %s: %s", what, exc)
+        else:  # not a database's verdict: a bug, which must not stop the collector either
+            log.error("storing %s failed: %s: %s", what, type(exc).__name__, printable(exc, 300))
+            log.debug("the failure", exc_info=exc)
+
+    def _quarantine_refused(self, store: Store, m: Message, exc: Exception) -> None:
+        verdict = check_message(m.topic, m.payload, self.cfg.broker.topic_prefix, self.cfg.validation.max_payload_bytes)
+        node = verdict.node if isinstance(verdict, (Record, Status, Rejected)) else ""
+        rejected = Rejected(UNSTORABLE, printable(f"the database refused it: {exc}", 200), node)
+        self._note_reject(rejected)
+        rejects: dict[str, tuple[int, str, str, list[RejectSample]]] = {}
+        quarantine(rejects, m, rejected)
+        try:
+            store.write([], [], rejects)
+        except StoreDown:
+            raise
+        except Exception as again:  # even its sample was refused: it is counted in the log only
+            self._refusal(again, f"the quarantine of a message from '{node}'")
+
     def _store_batch(self, batch: list[Message]) -> bool:
         """Store until it works or we are told to stop; True when stored."""
         records, statuses, rejects = self._sort(batch)
         delay = 0.5
         while True:
             try:
-                fresh = self._ensure_store().write(records, statuses, rejects)
+                fresh = self._write(batch, records, statuses, rejects)
                 break
             except StoreDown as exc:
                 self._store_down(str(exc))
@@ -325,7 +384,7 @@ class Collector:
         for i in range(0, len(pending), size):
             try:
                 records, statuses, rejects = self._sort(pending[i : i + size])
-                fresh = self._ensure_store().write(records, statuses, rejects)
+                fresh = self._write(pending[i : i + size], records, statuses, rejects)
             except StoreDown as exc:
                 log.warning(
                     "stopping with %d readings unstored (the broker re-delivers them): %s", len(pending) - i, exc
@@ -351,3 +410,11 @@ class Collector:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def quarantine(rejects: dict[str, tuple[int, str, str, list[RejectSample]]], m: Message, r: Rejected) -> None:
+    """Count a rejected message under its kind, keeping a bounded sample of what was sent."""
+    n, _, _, samples = rejects.get(r.kind, (0, "", "", []))
+    if len(samples) < SAMPLES_PER_KIND:
+        samples.append(RejectSample(r.node, r.why, printable(m.topic, 200), len(m.payload), sample_of(m.payload)))
+    rejects[r.kind] = (n + 1, r.node, r.why, samples)

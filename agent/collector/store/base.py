@@ -8,7 +8,8 @@ Tables: `readings` (time-ordered; indexes for "node X over the last N hours"
 and retention), `latest` (latest per node and target, kept on insert), `nodes`
 (site, last seen, sequence span, retained online/offline status), `usage`
 (bytes per node and month), `boots` (wall-minus-monotonic offset per boot, to
-re-date readings taken before the clock synced), `rejects` (counters).
+re-date readings taken before the clock synced), `rejects` (counters per kind)
+and `reject_samples` (the latest rejected messages, bounded: what and why).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from agent.reading.validate import Record, Status
 
@@ -28,6 +29,26 @@ log = logging.getLogger(__name__)
 
 class StoreDown(Exception):
     """The database cannot be written now; the caller keeps the batch and retries."""
+
+
+class StoreRefused(Exception):
+    """The database refused a value in the batch: not an outage, and retrying the same batch cannot help.
+
+    The caller stores the batch message by message and quarantines the one refused.
+    """
+
+
+class RejectSample(NamedTuple):
+    """One rejected message as kept in `reject_samples`: enough to see what was sent, never all of it."""
+
+    node: str
+    why: str
+    topic: str
+    size: int
+    sample: str
+
+
+SAMPLES_KEPT = 1000  # rows of reject_samples; older ones are deleted as new ones come
 
 
 def month_of(ts: float) -> str:
@@ -65,6 +86,10 @@ def schema_sql(real: str, big: str, boolean: str, jsonb: str) -> list[str]:
             node TEXT NOT NULL, boot TEXT NOT NULL, wall_minus_mono {real} NOT NULL, PRIMARY KEY (node, boot))""",
         f"""CREATE TABLE IF NOT EXISTS rejects (
             kind TEXT PRIMARY KEY, count {big} NOT NULL, last_node TEXT, last_why TEXT, last_at {real})""",
+        f"""CREATE TABLE IF NOT EXISTS reject_samples (
+            at {real} NOT NULL, kind TEXT NOT NULL, node TEXT NOT NULL, why TEXT NOT NULL, topic TEXT NOT NULL,
+            size {big} NOT NULL, sample TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS reject_samples_at ON reject_samples (at)",
     ]
 
 
@@ -95,7 +120,13 @@ class Store:
         raise NotImplementedError
 
     def _fields(self, value: Any) -> dict[str, Any]:
-        return json.loads(value) if isinstance(value, str) else dict(value or {})
+        """A stored JSON object; {} for anything else a hand edit or an old row may have left."""
+        if isinstance(value, (str, bytes)):
+            try:
+                value = json.loads(value)
+            except (ValueError, RecursionError):
+                return {}
+        return value if isinstance(value, dict) else {}
 
     def close(self) -> None:
         raise NotImplementedError
@@ -112,7 +143,7 @@ class Store:
         self,
         records: Sequence[Record],
         statuses: Sequence[tuple[Status, dict[str, str]]] = (),
-        rejects: Optional[dict[str, tuple[int, str, str]]] = None,
+        rejects: Optional[dict[str, tuple[Any, ...]]] = None,
         now: Optional[float] = None,
     ) -> int:
         """Store one batch in one transaction; returns how many readings were new.
@@ -254,14 +285,29 @@ class Store:
             ],
         )
 
-    def _write_rejects(self, cur: Any, rejects: dict[str, tuple[int, str, str]], now: float) -> None:
+    def _write_rejects(self, cur: Any, rejects: dict[str, tuple[Any, ...]], now: float) -> None:
+        """Per kind `(count, last node, last why[, samples])`: counters, and the samples kept bounded."""
         self._many(
             cur,
             "INSERT INTO rejects VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind) DO UPDATE SET "
             "count = rejects.count + excluded.count, last_node = excluded.last_node, "
             "last_why = excluded.last_why, last_at = excluded.last_at",
-            [(kind, n, node, why[:200], now) for kind, (n, node, why) in sorted(rejects.items())],
+            [(kind, n, node, why[:200], now) for kind, (n, node, why, *_) in sorted(rejects.items())],
         )
+        samples = [
+            (now, kind, s.node, s.why, s.topic, s.size, s.sample)
+            for kind, (_, _, _, *more) in sorted(rejects.items())
+            for s in (more[0] if more else ())
+        ]
+        if samples:
+            self._many(cur, "INSERT INTO reject_samples VALUES (?, ?, ?, ?, ?, ?, ?)", samples)
+            cur.execute(
+                self.sql(
+                    "DELETE FROM reject_samples WHERE at < (SELECT at FROM reject_samples "
+                    "ORDER BY at DESC LIMIT 1 OFFSET ?)"
+                ),
+                (SAMPLES_KEPT - 1,),
+            )
 
     # -- upkeep -----------------------------------------------------------
     def purge(self, older_than: float) -> int:
@@ -309,10 +355,19 @@ class Store:
         ]  # fmt: skip
 
     def usage(self, month: str) -> dict[str, int]:
-        return {n: int(b) for n, b in self.query("SELECT node, bytes FROM usage WHERE month = ?", (month,))}
+        rows = self.query("SELECT node, bytes FROM usage WHERE month = ?", (month,))
+        return {str(n): b for n, b in rows if isinstance(b, int)}
 
     def rejects(self) -> dict[str, int]:
-        return {k: int(n) for k, n in self.query("SELECT kind, count FROM rejects")}
+        return {str(k): n for k, n in self.query("SELECT kind, count FROM rejects") if isinstance(n, int)}
+
+    def reject_samples(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest rejected messages, newest first."""
+        rows = self.query(
+            "SELECT at, kind, node, why, topic, size, sample FROM reject_samples ORDER BY at DESC LIMIT ?", (limit,)
+        )
+        names = ("at", "kind", "node", "why", "topic", "size", "sample")
+        return [dict(zip(names, row)) for row in rows]
 
     def series(self, since: float, measurement: str = "icmp") -> list[tuple[str, float, str, dict[str, Any]]]:
         """Readings of one kind since a time, for the 24 h charts."""
@@ -320,7 +375,7 @@ class Store:
             "SELECT node, ts, target, fields FROM readings WHERE ts >= ? AND measurement = ? ORDER BY node, ts",
             (since, measurement),
         )
-        return [(n, float(ts), t, self._fields(f)) for n, ts, t, f in rows]
+        return [(n, ts, t, self._fields(f)) for n, ts, t, f in rows if isinstance(ts, (int, float))]
 
     def gap_ranges(self, node: str, limit: int = 20) -> list[tuple[int, int]]:
         """Missing sequence numbers of one node, as (first, last) ranges."""

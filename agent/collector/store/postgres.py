@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, Optional
 
-from agent.collector.store.base import READING_COLUMNS, Store, StoreDown, schema_sql
+from agent.collector.store.base import READING_COLUMNS, Store, StoreDown, StoreRefused, schema_sql
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,11 @@ class PostgresStore(Store):
         except psycopg.InterfaceError as exc:
             self._drop()
             raise StoreDown(f"PostgreSQL connection lost: {exc}") from None
+        except (psycopg.DataError, psycopg.IntegrityError, OverflowError, ValueError) as exc:
+            # A value PostgreSQL will not take (NUL in text, a number out of range, a constraint): the
+            # transaction is rolled back and the connection is fine; the batch is the problem.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreRefused(f"PostgreSQL refused a value: {first}") from None
 
     def _drop(self) -> None:
         if self.conn is not None:

@@ -8,7 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from agent.collector.store.base import READING_COLUMNS, Store, StoreDown, schema_sql
+from agent.collector.store.base import READING_COLUMNS, Store, StoreDown, StoreRefused, schema_sql
+
+# What SQLite (or its binding) raises for a value it will not take: the data's fault, not the file's.
+REFUSED = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, OverflowError, ValueError)
 
 
 class SQLiteStore(Store):
@@ -44,6 +47,9 @@ class SQLiteStore(Store):
         except sqlite3.OperationalError as exc:
             self._rollback(cur)
             raise StoreDown(f"{self.path}: {exc}") from None
+        except REFUSED as exc:
+            self._rollback(cur)
+            raise StoreRefused(f"{self.path}: {type(exc).__name__}: {exc}") from None
         except BaseException:
             self._rollback(cur)
             raise
