@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any, Optional
 
 from agent.collector import sla
@@ -19,8 +20,19 @@ from agent.collector.web.views import Fleet, NodeDetail
 SITE_KEYS = ("kabupaten", "kecamatan", "desa", "lat", "lon", "operator", "contract_mbps")
 
 
+def clean(value: Any) -> Any:
+    """JSON-safe: NaN and infinities (a stored site may hold them) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    return value
+
+
 def dumps(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str).encode()
+    return json.dumps(clean(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str).encode()
 
 
 def public_site(site: dict[str, Any]) -> dict[str, Any]:

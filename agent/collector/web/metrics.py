@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Optional
 
+from agent.collector.web.html import visible
 from agent.collector.web.map import shown_state
 from agent.collector.web.views import Fleet
 
@@ -19,10 +20,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def label(value: object) -> str:
-    """A label value: backslash, double quote and newline escaped, other controls dropped, cut to 256."""
-    s = str(value)[:256]
-    s = s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return "".join(c for c in s if c >= " " or c == "\\")
+    """A label value: control characters shown as \\xNN text (as on the pages), then backslash and quote escaped."""
+    return visible(value, 256).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _value(v: float) -> str:

@@ -270,8 +270,8 @@ def node_page(ctx: Ctx, d: NodeDetail) -> str:
         f'<span><i class="sw sw-unknown"></i>{t(ctx, "web.status.unknown")}</span></p>'
     )
     legend_tput = (
-        f'<p class="legend"><span><i class="sw sw-maintenance"></i>{t(ctx, "web.chart.download")}</span>'
-        f'<span><i class="sw sw-p50"></i>{t(ctx, "web.chart.upload")}</span>'
+        f'<p class="legend"><span><i class="sw sw-dl"></i>{t(ctx, "web.chart.download")}</span>'
+        f'<span><i class="sw sw-ul"></i>{t(ctx, "web.chart.upload")}</span>'
         f'<span><i class="sw sw-up"></i>{t(ctx, "web.chart.contract")}</span></p>'
     )
     body = [
@@ -335,7 +335,7 @@ def budget_block(ctx: Ctx, d: NodeDetail) -> str:
 def sla_page(ctx: Ctx, month: str, report: Optional[Report], problem: str, prev_next: tuple[str, str]) -> str:
     prev, nxt = prev_next
     picker = (
-        f'<form class="inline noprint" method="get" action="/sla"><input type="hidden" name="lang" value="{esc(ctx.lang)}">'
+        f'<form class="inline noprint" method="get" action="/sla" autocomplete="off"><input type="hidden" name="lang" value="{esc(ctx.lang)}">'
         f'<label>{t(ctx, "web.sla.month")} <input type="month" name="month" value="{esc(month)}" min="2000-01" max="2100-12">'
         f'</label> <button type="submit">{t(ctx, "web.sla.show")}</button></form> '
         f'<a class="noprint" href="{esc(href("/sla", ctx.lang, month=prev))}">← {esc(prev)}</a> '

@@ -62,9 +62,14 @@ def schema(store: Store) -> list[str]:
 
 
 def num(value: Any) -> Optional[float]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
+    """A finite number, or None for anything else a database may hold (text, NaN, a 400-digit integer)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        f = float(value)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
 
 
 def answered(ok: Any, fields: dict[str, Any]) -> bool:

@@ -72,7 +72,7 @@ svg path.dots{fill:none;stroke-width:5;stroke-linecap:round}
 margin-right:4px;vertical-align:middle}
 .sw-online,.sw-up{background:#2e7d32}.sw-gateway_only{background:#b71c1c}.sw-offline,.sw-down{background:#c62828}
 .sw-silent{background:#ef6c00}.sw-unknown{background:#bdbdbd}.sw-off{background:#6d4c41}.sw-maintenance{background:#1565c0}
-.sw-band{background:#90caf9;border-radius:0}.sw-p50{background:#12355b;border-radius:0;height:3px}
+.sw-dl{background:#1565c0}.sw-ul{background:#8e24aa}.sw-band{background:#90caf9;border-radius:0}.sw-p50{background:#12355b;border-radius:0;height:3px}
 form.inline{display:inline} input,button{font:inherit}
 footer{padding:10px 20px 24px;color:#50575e;font-size:12px;text-align:center}
 .report-only{display:none}

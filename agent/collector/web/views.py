@@ -179,7 +179,8 @@ def diagnosis(
     rows = fleet.recent([r for r in rows if isinstance(r.get("ts"), (int, float))], window_s)
     by_role: dict[str, list[Reading]] = {}
     for r in rows:
-        f = r["fields"]
+        # diagnose's rules expect what a probe writes: numbers it cannot hold (NaN, 10**400) are left out.
+        f = {k: v for k, v in r["fields"].items() if _f(v) is not None or not isinstance(v, (int, float))}
         options = types.SimpleNamespace(server=f.get("server", "system") if r["measurement"] == "dns" else "system")
         role = verdicts.role_of(r["measurement"], r["target"], options)
         if role is None:
