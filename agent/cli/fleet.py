@@ -1,4 +1,10 @@
-"""`netprobe fleet`: which desa are dark, which are on satellite, kecamatan by kecamatan."""
+"""`netprobe fleet`: which desa are dark, which are on satellite, kecamatan by kecamatan.
+
+Names in the report come from nodes, so the text output shows control characters
+as escapes (a desa named with a terminal escape must not drive the operator's
+terminal), and the title's kabupaten is the collector's own `[fleet] kabupaten`,
+never a value some node sent.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Any
 
 from agent.cli.common import err
 from agent.cli.exitcodes import EX_CONFIG, EX_FAIL, EX_OK, EX_USAGE
+from agent.reading.contract import printable
 from agent.schema import ConfigError
 
 
@@ -28,15 +35,14 @@ def fleet_data(store: Any, cfg: Any, kecamatan: Any, now: float) -> dict[str, An
     nodes = store.nodes()
     views = fleet.node_views(nodes, store.latest(), store.usage(month_of(now)), now, policy, kecamatan)
     kecs = fleet.kecamatan_views(views)
-    kabupaten = next((n["kabupaten"] for n in nodes if n.get("kabupaten")), "Musi Banyuasin")
     return {
         "generated": now,
-        "kabupaten": kabupaten,
+        "kabupaten": cfg.fleet.kabupaten,
         "views": views,
         "kecamatan": kecs,
         "totals": fleet.totals(kecs),
         "rejects": store.rejects(),
-        "known": sorted({n.get("kecamatan") or "" for n in nodes}),
+        "known": sorted({str(n.get("kecamatan") or "") for n in nodes}),
     }
 
 
@@ -63,7 +69,7 @@ def as_text(data: dict[str, Any], lang: str) -> str:
 
     t = data["totals"]
     lines = [
-        text("fleet.title", lang, kabupaten=data["kabupaten"]),
+        printable(text("fleet.title", lang, kabupaten=data["kabupaten"]), 4096),
         text(
             "fleet.blankspot",
             lang,
@@ -94,13 +100,14 @@ def as_text(data: dict[str, Any], lang: str) -> str:
         )  # fmt: skip
     lines += table(rows) if data["views"] else [text("fleet.none", lang)]
     if data["rejects"]:
-        counts = ", ".join(f"{k} {n}" for k, n in sorted(data["rejects"].items()))
+        counts = ", ".join(f"{printable(k, 64)} {n}" for k, n in sorted(data["rejects"].items()))
         lines += ["", text("fleet.rejected", lang, counts=counts)]
     return "\n".join(lines)
 
 
 def table(rows: list[list[Any]]) -> list[str]:
-    cells = [[str(c) for c in r] for r in rows]
+    """Aligned columns; every cell shown printable (node-supplied text may hold escapes)."""
+    cells = [[printable(c, 4096) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
 
@@ -128,7 +135,7 @@ def main(args: argparse.Namespace) -> int:
         data = fleet_data(store, cfg, args.kecamatan, now)
         if args.kecamatan and not data["views"]:
             known = ", ".join(k for k in data["known"] if k) or "none yet"
-            err(f"no nodes in kecamatan '{args.kecamatan}'; known: {known}")
+            err(f"no nodes in kecamatan '{printable(args.kecamatan)}'; known: {printable(known)}")
             return EX_USAGE
         if args.html:
             since = now - 86400.0

@@ -4,14 +4,23 @@ A desa is dark when its node is offline (its last will said so), silent (no
 reading for more than N intervals), or reports that nothing beyond its
 gateway answers (the gateway target succeeds, every public target fails).
 The "bebas blankspot" figure is the share of desa that are not dark.
+
+Rows come from a database that may hold anything: old rows from before the
+contract was enforced, or a hand edit (an infinite latitude, a 400-digit
+number, text where a number belongs). Every value is read through `_num`,
+`_int` or `_text`, so one bad row shows as a missing value, never as a report
+that cannot be made.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional
+
+from agent.reading import contract
 
 ONLINE, OFFLINE, SILENT = "online", "offline", "silent"
 UPLINK_OK, UPLINK_GATEWAY_ONLY, UPLINK_UNKNOWN = "ok", "gateway_only", "unknown"
@@ -71,22 +80,56 @@ class KecamatanView:
         return dataclasses.asdict(self)
 
 
-def _num(value: Any) -> Optional[float]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
+def _num(value: Any, bounds: Optional[tuple[float, float]] = None) -> Optional[float]:
+    """A finite number within `bounds`, or None for anything else (huge, NaN, text, a bool)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    if not math.isfinite(number) or (bounds is not None and not bounds[0] <= number <= bounds[1]):
+        return None
+    return number
 
 
 def _int(value: Any) -> Optional[int]:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, int) and not isinstance(value, bool) and contract.INT_MIN <= value <= contract.INT_MAX:
+        return value
+    return None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _field(row: Mapping[str, Any], name: str) -> Optional[float]:
+    """A numeric field of a latest-row, within the contract's range for it."""
+    return _num(row["fields"].get(name), contract.field_range(name))
+
+
+def _clean_row(row: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+    """A latest-row with the types the view needs, or None when it has no usable time."""
+    ts = _num(row.get("ts"))
+    if ts is None:
+        return None
+    fields = row.get("fields")
+    return {
+        "node": _text(row.get("node")),
+        "measurement": _text(row.get("measurement")),
+        "target": _text(row.get("target")),
+        "ts": ts,
+        "ok": row.get("ok") is True or row.get("ok") == 1,
+        "fields": fields if isinstance(fields, dict) else {},
+    }
 
 
 def state_of(node: dict[str, Any], now: float, policy: Policy) -> str:
     """offline when the retained status says so, else silent when quiet too long, else online."""
     if node.get("status") == OFFLINE:
         return OFFLINE
-    last = node.get("last_seen") or node.get("status_received")
-    if last is None or now - float(last) > policy.silent_after_s:
+    last = _num(node.get("last_seen")) or _num(node.get("status_received"))
+    if last is None or now - last > policy.silent_after_s:
         return SILENT
     return ONLINE
 
@@ -97,7 +140,7 @@ def uplink_of(rows: Sequence[dict[str, Any]]) -> str:
     public = [r for r in path if r["target"] != "gateway"]
     if not public:
         return UPLINK_UNKNOWN
-    if any(r["ok"] and (_num(r["fields"].get("loss_pct")) or 0.0) < 100.0 for r in public):
+    if any(r["ok"] and (_field(r, "loss_pct") or 0.0) < 100.0 for r in public):
         return UPLINK_OK
     return UPLINK_GATEWAY_ONLY
 
@@ -113,42 +156,40 @@ def recent(rows: Sequence[dict[str, Any]], window_s: float) -> list[dict[str, An
 def node_view(
     node: dict[str, Any], rows: Sequence[dict[str, Any]], bytes_month: int, now: float, policy: Policy
 ) -> NodeView:
-    rows = recent(rows, max(policy.silent_after_s, 3600.0))
+    rows = recent([c for r in rows for c in [_clean_row(r)] if c is not None], max(policy.silent_after_s, 3600.0))
     state = state_of(node, now, policy)
     uplink = uplink_of(rows)
     public = [r for r in rows if r["measurement"] in PATH_PROBES and r["target"] != "gateway"]
-    p50s = [
-        v for r in public if r["ok"] for v in [_num(r["fields"].get("rtt_p50_ms", r["fields"].get("connect_p50_ms")))]
-    ]
-    losses = [v for r in public for v in [_num(r["fields"].get("loss_pct"))] if v is not None]
+    p50s = [_field(r, "rtt_p50_ms" if "rtt_p50_ms" in r["fields"] else "connect_p50_ms") for r in public if r["ok"]]
+    losses = [v for r in public for v in [_field(r, "loss_pct")] if v is not None]
     link = max((r for r in rows if isinstance(r["fields"].get("link_type"), str)), key=lambda r: r["ts"], default=None)
-    speed = max(
-        (r for r in rows if _num(r["fields"].get("download_mbps")) is not None), key=lambda r: r["ts"], default=None
-    )
+    speed = max((r for r in rows if _field(r, "download_mbps") is not None), key=lambda r: r["ts"], default=None)
     seq_gaps = 0
-    if node.get("seq_min") is not None and node.get("seq_max") is not None:
-        seq_gaps = max(0, int(node["seq_max"]) - int(node["seq_min"]) + 1 - int(node.get("seq_count") or 0))
+    seq_min, seq_max = _int(node.get("seq_min")), _int(node.get("seq_max"))
+    if seq_min is not None and seq_max is not None:
+        seq_gaps = max(0, seq_max - seq_min + 1 - (_int(node.get("seq_count")) or 0))
     clean_p50 = [v for v in p50s if v is not None]
-    info = node.get("status_info") or {}
+    info = node.get("status_info")
+    info = info if isinstance(info, dict) else {}
     return NodeView(
-        node=node["node"],
-        kecamatan=node.get("kecamatan") or "",
-        desa=node.get("desa") or "",
-        lat=_num(node.get("lat")),
-        lon=_num(node.get("lon")),
+        node=_text(node.get("node")),
+        kecamatan=_text(node.get("kecamatan")),
+        desa=_text(node.get("desa")),
+        lat=_num(node.get("lat"), contract.LAT),
+        lon=_num(node.get("lon"), contract.LON),
         state=state,
         uplink=uplink,
         dark=state != ONLINE or uplink == UPLINK_GATEWAY_ONLY,
         last_seen=_num(node.get("last_seen")),
-        link_type=str(link["fields"]["link_type"]) if link else UNKNOWN_LINK,
-        link_confidence=_num(link["fields"].get("confidence")) if link else None,
+        link_type=link["fields"]["link_type"] if link else UNKNOWN_LINK,
+        link_confidence=_field(link, "confidence") if link else None,
         latency_p50_ms=round(statistics.median(clean_p50), 3) if clean_p50 else None,
         loss_pct=round(statistics.fmean(losses), 2) if losses else None,
-        download_mbps=_num(speed["fields"].get("download_mbps")) if speed else None,
-        upload_mbps=_num(speed["fields"].get("upload_mbps")) if speed else None,
-        bytes_month=int(bytes_month),
+        download_mbps=_field(speed, "download_mbps") if speed else None,
+        upload_mbps=_field(speed, "upload_mbps") if speed else None,
+        bytes_month=max(0, _int(bytes_month) or 0),
         seq_gaps=seq_gaps,
-        version=str(info.get("version", "")),
+        version=_text(info.get("version", "")),
         spool_depth=_int(info.get("spool_depth")),
         dropped=_int(info.get("dropped")),
     )
@@ -164,12 +205,12 @@ def node_views(
 ) -> list[NodeView]:
     by_node: dict[str, list[dict[str, Any]]] = {}
     for row in latest:
-        by_node.setdefault(row["node"], []).append(row)
+        by_node.setdefault(_text(row.get("node")), []).append(row)
     wanted = kecamatan.casefold() if kecamatan else None
     views = [
-        node_view(n, by_node.get(n["node"], []), usage.get(n["node"], 0), now, policy)
+        node_view(n, by_node.get(_text(n.get("node")), []), usage.get(_text(n.get("node")), 0), now, policy)
         for n in nodes
-        if wanted is None or (n.get("kecamatan") or "").casefold() == wanted
+        if wanted is None or _text(n.get("kecamatan")).casefold() == wanted
     ]
     return sorted(views, key=lambda v: (v.kecamatan.casefold(), v.desa.casefold(), v.node))
 
@@ -230,11 +271,13 @@ def chart_series(
     width = span_s / buckets
     acc: dict[str, tuple[list[list[float]], list[list[float]]]] = {}
     for node, ts, target, fields in rows:
-        if target == "gateway" or not since <= ts < since + span_s:
+        when = _num(ts)
+        if target == "gateway" or when is None or not since <= when < since + span_s or not isinstance(fields, dict):
             continue
-        i = int((ts - since) // width)
+        i = min(int((when - since) // width), buckets - 1)
         lat, loss = acc.setdefault(node, ([[] for _ in range(buckets)], [[] for _ in range(buckets)]))
-        p50, lost = _num(fields.get("rtt_p50_ms")), _num(fields.get("loss_pct"))
+        p50 = _num(fields.get("rtt_p50_ms"), contract.field_range("rtt_p50_ms"))
+        lost = _num(fields.get("loss_pct"), contract.field_range("loss_pct"))
         if p50 is not None:
             lat[i].append(p50)
         if lost is not None:

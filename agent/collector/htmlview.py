@@ -1,7 +1,9 @@
 """The fleet as one self-contained HTML page: inline CSS and SVG, no scripts, no external assets.
 
 Pure: views in, a string out. It is opened from a USB stick or an e-mail in
-an office without reliable internet, so nothing may be fetched.
+an office without reliable internet, so nothing may be fetched. Text from
+nodes is escaped, control characters included, and every number is formatted
+so that no stored value can stop the page from being written.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Optional
 
 from agent.collector.fleet import KecamatanView, NodeView
 from agent.i18n import text
+from agent.reading.contract import printable
 
 COLORS = {"online": "#2e7d32", "offline": "#c62828", "silent": "#ef6c00", "dark": "#c62828", "reach": "#2e7d32"}
 MAX_CHARTS = 400  # per-node charts beyond this would make the page too heavy to open
@@ -36,11 +39,13 @@ figcaption{font-size:12px;margin-bottom:2px} .scroll{overflow-x:auto} .note{font
 
 
 def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(printable(value, 4096), quote=True)
 
 
 def fmt(value: Optional[float], digits: int = 1, suffix: str = "") -> str:
-    return "–" if value is None else f"{value:.{digits}f}{suffix}"
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return "–"
+    return f"{value:.{digits}f}{suffix}"
 
 
 def fmt_bytes(n: int) -> str:
@@ -56,7 +61,10 @@ def fmt_bytes(n: int) -> str:
 def fmt_time(ts: Optional[float], lang: str) -> str:
     if ts is None:
         return text("fleet.never", lang)
-    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    try:
+        return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, ValueError, OSError, TypeError):  # a time no calendar holds
+        return "–"
 
 
 def state_badge(v: NodeView, lang: str) -> str:

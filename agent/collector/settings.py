@@ -56,7 +56,9 @@ class StoreSettings:
     dsn: str = setting("", help='PostgreSQL DSN (psycopg 3); "" uses the SQLite file at `path`')
     path: str = setting("/var/lib/netprobe/collector.db", help="the SQLite database")
     pg_schema: str = setting("netprobe", check=check_name, help="PostgreSQL schema for the tables")
-    retention_days: float = setting(400.0, min=0.0, help="readings older than this are deleted; 0 keeps all")
+    retention_days: float = setting(
+        400.0, min=0.0, max=36500.0, help="readings older than this are deleted; 0 keeps all"
+    )
     busy_timeout_s: float = setting(5.0, above=0.0, help="SQLite: how long to wait for another writer's lock")
     batch_size: int = setting(500, min=1, max=20000, help="readings per transaction at most")
 
@@ -70,6 +72,9 @@ class ValidationSettings:
 class FleetSettings:
     interval_s: float = setting(300.0, above=0.0, help="the agents' usual reading interval")
     silent_intervals: float = setting(3.0, above=0.0, help="a node is silent after this many intervals")
+    kabupaten: str = setting(
+        "Musi Banyuasin", help="the regency named in the report's title (never taken from what nodes send)"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
