@@ -30,6 +30,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("speed-server", "speed_server", "LibreSpeed-compatible speed test server to test against"),
     ("collect", "collect", "the regency's collector: subscribe, validate, store readings"),
     ("fleet", "fleet", "the fleet view: dark desa, link types, per kecamatan (text, JSON, HTML)"),
+    ("incidents", "incidents", "incidents: why a desa is dark or degraded, since when, who was told"),
     ("web", "web", "the regency's live view: overview, kecamatan, node and SLA pages, /metrics, /api"),
     ("report", "report", "a month's availability per node, desa, kecamatan and provider (CSV, HTML, JSON)"),
 )

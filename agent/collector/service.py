@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
+from agent.collector.incidents import service as incidents
 from agent.collector.settings import CollectorConfig, read_password
 from agent.collector.store import Store, StoreDown, open_store
 from agent.collector.store.base import RejectSample, StoreRefused
@@ -325,6 +326,7 @@ class Collector:
         log.info("collector %s: %s -> %s", self.cfg.broker.client_id, self.cfg.broker.url, self.store_label())
         warned_broker = self._first_connect(self.client)
         self.client.loop_start()
+        incidents.start(self.cfg, self.stopping, self._store_factory)  # own threads and connections
         started = last_purge = last_summary = time.monotonic()
         last_purge -= PURGE_EVERY_S  # purge once at start
         try:

@@ -10,6 +10,7 @@ import dataclasses
 import os
 from typing import Any, Optional
 
+from agent.collector.incidents.settings import IncidentSettings, NotifySettings, check_incidents, check_notify
 from agent.collector.web.settings import SlaSettings, WebSettings
 from agent.config import tomllib
 from agent.net.secrets import read_secret_file
@@ -85,6 +86,8 @@ class CollectorConfig:
     fleet: FleetSettings = setting(factory=FleetSettings)
     web: WebSettings = setting(factory=WebSettings)
     sla: SlaSettings = setting(factory=SlaSettings)
+    incidents: IncidentSettings = setting(factory=IncidentSettings, check=check_incidents)
+    notify: NotifySettings = setting(factory=NotifySettings, check=check_notify)
 
 
 def parse_collector_config(data: dict[str, Any], source: str = "") -> CollectorConfig:
