@@ -140,3 +140,21 @@ def test_a_host_name_never_gives_a_node_id_the_collector_refuses(monkeypatch: py
     monkeypatch.setattr(socket, "gethostname", lambda: "_Pi.Balai Agung_")
     node = parse_config({}).node.resolved_id()
     assert node == "pi.balai-agung" and NODE_ID_RE.match(node)
+
+
+@pytest.mark.parametrize(
+    "data, path",
+    [
+        ({"store": {"retention_days": 1e308}}, "store.retention_days"),  # the purge's cut before year 1
+        ({"broker": {"session_expiry_s": 10**12}}, "broker.session_expiry_s"),  # MQTT holds four bytes
+        ({"fleet": {"interval_s": NAN}}, "fleet.interval_s"),
+        ({"store": {"busy_timeout_s": INF}}, "store.busy_timeout_s"),
+    ],
+    ids=["retention_days", "session_expiry_s", "interval_s", "busy_timeout_s"],
+)
+def test_the_collectors_config_is_bounded_the_same_way(data: dict, path: str) -> None:
+    from agent.collector.settings import parse_collector_config
+
+    with pytest.raises(ConfigError) as info:
+        parse_collector_config(data)
+    assert any(str(p).startswith(f"{path}: must be") for p in info.value.problems), info.value.problems

@@ -49,7 +49,9 @@ class BrokerSettings:
         "collectors", check=check_name, help='MQTT 5 shared subscription group; "" subscribes plainly'
     )
     receive_maximum: int = setting(1000, min=1, max=65535, help="unacknowledged messages the broker may send us")
-    session_expiry_s: int = setting(86400, min=0, help="how long the broker keeps our queue while we are away")
+    session_expiry_s: int = setting(
+        86400, min=0, max=4294967295, help="how long the broker keeps our queue while we are away"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
