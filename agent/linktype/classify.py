@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 from agent.linktype import features as lf
 from agent.linktype.features import PromoTrial, Sample
+from agent.linktype.periodicity import Periodicity, known_phase, periodicity
 
 FIBER, GEO, LEO, CELLULAR, OTHER, UNKNOWN = "fiber", "satellite-geo", "satellite-leo", "cellular", "other", "unknown"
 CLASSES = (FIBER, GEO, LEO, CELLULAR, OTHER)
@@ -38,6 +39,7 @@ STRONG_WWAN_DRIVERS = ("qmi_wwan", "cdc_mbim")  # cdc_ether/rndis/usb* may also 
 VPN_NAME_PREFIXES = ("tun", "tap", "wg", "ipsec", "vti", "zt", "tailscale")
 STARLINK_CGNAT_GW = ipaddress.ip_address("100.64.0.1")
 RFC1918_172 = ipaddress.ip_network("172.16.0.0/12")
+CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Observation:
     isp_is_hop: bool = True
     clock_synced: bool = False
     promo: tuple[PromoTrial, ...] = ()
+    promo_skipped: int = 0  # promotion trials never run: the interface found no quiet spell in time
     interface: Optional[InterfaceFacts] = None
     vpn: bool = False
     hops: tuple[str, ...] = ()  # responders from the gateway on ("" where none answered)
@@ -202,6 +205,26 @@ def starlink_rules(obs: Observation, access_min: Optional[float]) -> list[Eviden
     return out
 
 
+def cgnat_rule(obs: Observation, access_min: Optional[float]) -> Optional[Evidence]:
+    """A carrier-grade NAT hop (100.64/10) right behind the gateway, with an access delay a
+    mobile core has (8-150 ms): a hint of cellular. Fixed ISPs use CGNAT too, but their
+    first hop is a few ms away; Starlink's 100.64.0.1 pattern is its own rule."""
+    if access_min is None or not 8.0 <= access_min <= 150.0:
+        return None
+    hops = [h for h in obs.hops[:4] if h]
+    for i, h in enumerate(hops):
+        try:
+            ip = ipaddress.ip_address(h)
+        except ValueError:
+            continue
+        if ip in CGNAT:
+            after = hops[i + 1] if i + 1 < len(hops) else ""
+            if ip == STARLINK_CGNAT_GW and after and in_any(after, (str(RFC1918_172),)):
+                return None
+            return Evidence("cgnat_hop", CELLULAR, 0.55, {"hop": h})
+    return None
+
+
 # ----- timing rules ---------------------------------------------------------
 
 
@@ -228,43 +251,64 @@ def geo_rule(isp: Sequence[Sample], isp_is_hop: bool) -> Optional[Evidence]:
     return Evidence("geo_floor", GEO, conf, {"min_ms": round(low, 1), "n": len(idle), "to": where})
 
 
-def step_rules(access: Sequence[Sample], clock_synced: bool) -> tuple[list[Evidence], Optional[lf.StepScore]]:
+def step_rules(access: Sequence[Sample], clock_synced: bool) -> tuple[list[Evidence], Optional[Periodicity]]:
+    """Starlink's 15-s steps: the period from the series itself (no clock needed), then, with a
+    synced clock, whether they fall at UTC :12/:27/:42/:57 as Starlink's do everywhere."""
     if lf.span_s(access) < 40:
         return [], None
-    st = lf.step_score(access, clock_synced)
-    params = {"score": round(st.score, 1), "step_ms": round(st.step_ms, 1), "phase_s": st.phase_s}
-    params["boundaries"] = st.boundaries
+    per = periodicity(access)
     out: list[Evidence] = []
-    # A searched phase is the best of 30 tries, so it needs a higher score and a real step size.
-    if st.boundaries >= 3 and (st.score >= 2.0 if not st.scanned else st.score >= 3.0 and st.step_ms >= 2.0):
-        if not st.scanned:
-            conf = 0.9 if st.boundaries >= 8 else 0.82
-            out.append(Evidence("leo_steps", LEO, conf, params))
-        elif lf.phase_matches(st.phase_s):
-            out.append(Evidence("leo_steps_unsynced", LEO, 0.72 if st.boundaries >= 8 else 0.66, params))
-        else:
-            out.append(Evidence("steps_off_phase", LEO, 0.62, params))  # clock unknown: the phase proves little
-    align, losses = lf.loss_alignment(access, st.phase_s if st.scanned else lf.STARLINK_PHASE_S)
-    if losses >= 5 and align >= 0.4:
-        out.append(Evidence("loss_at_boundaries", LEO, 0.45, {"share": round(align, 2), "losses": losses}))
-    return out, st
+    phase: Optional[float] = lf.STARLINK_PHASE_S if clock_synced else None
+    if per is not None and per.periodic:
+        params: dict[str, Any] = {"step_ms": round(per.step_ms, 1), "contrast": round(per.contrast, 1)}
+        params.update(boundaries=per.boundaries, phase_s=per.phase_s)
+        conf = 0.85 if per.boundaries >= 8 else 0.8 if per.boundaries >= 5 else 0.72
+        if not clock_synced:
+            out.append(Evidence("leo_period", LEO, conf, params))
+            phase = per.phase_s
+        elif lf.phase_matches(per.phase_s):
+            out.append(Evidence("leo_period", LEO, conf, params))
+            out.append(Evidence("leo_phase", LEO, 0.6, {"phase_s": per.phase_s}))
+        else:  # a synced clock puts Starlink's steps at :12; elsewhere it is some other 15-s rhythm
+            out.append(Evidence("steps_off_phase", "", 0.0, params))
+            phase = per.phase_s
+    elif clock_synced:
+        # the known phase needs no search, so steps the fold could not prove may still count
+        score, step, count = known_phase(access, lf.STARLINK_PHASE_S)
+        if count >= 3 and score >= 2.5 and step >= 2.0:
+            params = {"score": round(score, 1), "step_ms": round(step, 1), "boundaries": count}
+            out.append(Evidence("leo_steps", LEO, 0.82 if count >= 8 else 0.75, params))
+    if phase is not None:
+        align, losses = lf.loss_alignment(access, phase)
+        if losses >= 5 and align >= 0.4:
+            out.append(Evidence("loss_at_boundaries", LEO, 0.45, {"share": round(align, 2), "losses": losses}))
+    return out, per
 
 
-def promo_rule(trials: Sequence[PromoTrial]) -> Optional[Evidence]:
+def promo_rule(trials: Sequence[PromoTrial], skipped: int = 0) -> Optional[Evidence]:
+    """The radio waking up. A trial without the delay proves little on a village link, where
+    other users keep the radio awake; one with it is hard to get from any other medium."""
     hits, valid, median = lf.promo_hits(trials)
+    disturbed = [t.disturbed for t in trials if t.disturbed]
+    params: dict[str, Any] = {"delta_ms": round(median, 1) if median is not None else "-", "hits": hits}
+    params["trials"] = valid
+    if disturbed:
+        params["disturbed"] = len(disturbed)
+        params["why"] = "+".join(sorted(set(disturbed)))
+    if skipped:
+        params["no_quiet"] = skipped
     if not valid or median is None:
-        return None
-    params = {"delta_ms": round(median, 1), "hits": hits, "trials": valid}
+        return Evidence("no_idle_promotion", "", 0.0, params) if disturbed or skipped else None
     if hits >= 2 and hits * 3 >= valid * 2:
         return Evidence("idle_promotion", CELLULAR, 0.8, params)
-    if hits == 1 and valid == 1:
-        return Evidence("idle_promotion", CELLULAR, 0.65, params)
+    if hits >= 1:
+        return Evidence("idle_promotion", CELLULAR, 0.7 if hits * 2 >= valid else 0.6, params)
     return Evidence("no_idle_promotion", "", 0.0, params)
 
 
 def spread_rules(
     sp: lf.Spread,
-    step: Optional[lf.StepScore],
+    per: Optional[Periodicity],
     promo: Optional[Evidence],
     fixed_hint: bool,
     span: float,
@@ -275,8 +319,7 @@ def spread_rules(
     p = {"access_ms": round(a, 1), "iqr_ms": round(iqr, 1), "p95_ms": round(sp.p95_minus_min, 1)}
     p["flat"] = round(sp.flatness, 2)
     no_promo = promo is None or promo.link_type != CELLULAR
-    steps_seen = step is not None and step.boundaries >= 3
-    no_steps = steps_seen and step is not None and step.score < 1.5
+    no_steps = per is not None and per.aperiodic  # long enough to have seen Starlink's period: none
     out = []
     # p90 rather than the research note's p95: a bufferbloat episode's first second slips past the
     # 1-s idle gate, and fiber must survive that.
@@ -289,7 +332,8 @@ def spread_rules(
     elif 4.0 < a <= 45.0 and iqr <= 1.5 and sp.flatness >= 0.8 and no_promo:
         out.append(Evidence("flat_fixed_offset", OTHER, 0.65 * suff / 0.9, p))  # DSL interleaving, cable
     elif ((4.0 < a <= 60.0 and 3.0 <= iqr <= 25.0) or (60.0 < a <= 150.0 and iqr >= 3.0)) and not strong_steps:
-        conf = 0.62 if no_steps else 0.5
+        # jitter that varies sample to sample, without 15-s plateaus: a radio scheduler, not LEO
+        conf = 0.66 if no_steps else 0.5
         out.append(Evidence("scheduler_jitter", CELLULAR, conf * suff / 0.9, p))
     elif 1.0 < a <= 20.0 and 1.0 < iqr < 3.0:
         # cable or a WISP ("RT/RW net"); a promotion test without a delay rules out cellular
@@ -326,20 +370,24 @@ def classify(obs: Observation, split_clusters: bool = True) -> Verdict:
     access_min = sp.minimum if sp else None
 
     iface = interface_rules(obs.interface)
-    promo = promo_rule(obs.promo)
+    promo = promo_rule(obs.promo, obs.promo_skipped)
     geo = geo_rule(obs.isp, obs.isp_is_hop)
-    steps, st = step_rules(access, obs.clock_synced) if geo is None else ([], None)
+    steps, per = step_rules(access, obs.clock_synced) if geo is None else ([], None)
     starlink = starlink_rules(obs, access_min)
-    operators = operator_rules(obs)
+    cgnat = cgnat_rule(obs, access_min) if not obs.vpn and geo is None else None
+    operators = operator_rules(obs) + ([cgnat] if cgnat else [])
     fixed_hint = any(e.link_type in (FIBER, OTHER) for e in operators)
 
     timing: list[Evidence] = []
     if geo is not None:
         timing.append(geo)
     elif sp is not None:
-        strong = any(e.link_type == LEO and e.rule.startswith(("leo_steps", "steps_")) for e in steps)
-        timing += spread_rules(sp, st, promo, fixed_hint, lf.span_s(access), strong)
-    cellular_access = [e for e in iface + ([promo] if promo else []) if e.link_type == CELLULAR]
+        strong = any(e.link_type == LEO and e.rule in ("leo_period", "leo_steps", "steps_off_phase") for e in steps)
+        timing += spread_rules(sp, per, promo, fixed_hint, lf.span_s(access), strong)
+    identity = [e for e in iface + operators if e.link_type == CELLULAR]
+    # A VSAT terminal's return link also delays the first packet after silence (it must ask
+    # for capacity), so on GEO only identity names a tower; on LEO the promotion may too.
+    cellular_access = identity + ([promo] if promo and promo.link_type == CELLULAR and geo is None else [])
     backhaul = backhaul_of(geo, steps, starlink, operators, access_min)
     if backhaul in ("geo", "leo") and any(e.confidence >= 0.65 for e in cellular_access):
         # A BTS on VSAT or on Starlink backhaul: the medium here is cellular, the path is satellite.
@@ -347,6 +395,8 @@ def classify(obs: Observation, split_clusters: bool = True) -> Verdict:
         evidence += [*votes, Evidence("satellite_backhaul", "", 0.0, {"backhaul": backhaul})]
         evidence += [dataclasses.replace(e, link_type="") for e in timing + steps + starlink]
     else:
+        if promo is not None and geo is not None:
+            promo = dataclasses.replace(promo, link_type="")  # a VSAT's capacity request, as likely
         evidence += iface + ([promo] if promo else []) + starlink + operators + timing + steps
     return decide(evidence, backhaul)
 

@@ -33,14 +33,20 @@ class Sample:
 
 @dataclasses.dataclass(frozen=True)
 class PromoTrial:
-    """One idle-promotion trial: the first echo after >= 20 s of silence, then the ones right after."""
+    """One idle-promotion trial: the first echo after >= 20 s of silence, then the ones right after.
+
+    `disturbed` names why the trial proves nothing, "" when it is valid: "traffic" (the
+    interface carried other traffic during the trial, so the radio may have been awake),
+    "local" (the gateway's first echo was slow too: a Wi-Fi station waking, not the uplink).
+    """
 
     first_ms: Optional[float]
     following_ms: tuple[float, ...]
+    disturbed: str = ""
 
     @property
     def delta_ms(self) -> Optional[float]:
-        if self.first_ms is None or len(self.following_ms) < 3:
+        if self.disturbed or self.first_ms is None or len(self.following_ms) < 3:
             return None
         return self.first_ms - percentile(sorted(self.following_ms), 50)
 

@@ -26,7 +26,8 @@ from agent.linktype.classify import (
     classify,
 )
 from agent.linktype.evidence import dish_answered, interface_facts, is_vpn, probe_dish
-from agent.linktype.features import Sample
+from agent.linktype.features import PromoTrial, Sample
+from agent.linktype.periodicity import periodicity
 from tests.linksim import T0, simulate
 
 STARLINK = Operator("Starlink", LEO, ("103.228.240.0/22",), (14593, 45700))
@@ -89,22 +90,41 @@ def test_a_link_seen_only_under_load_gets_no_verdict():
     assert "no_idle_samples" in rules(verdict)
 
 
-def test_leo_without_a_synced_clock_gets_a_lower_confidence():
+def test_leo_without_a_synced_clock_is_found_from_its_own_15s_period():
     synced, _ = simulate(LEO, seed=21, duration_s=300, synced=True, load=False, loss_pct=0)
     unsynced = dataclasses.replace(synced, clock_synced=False)
-    a, b = classify(synced), classify(unsynced)
-    assert a.link_type == LEO and b.link_type == LEO
-    assert b.confidence < a.confidence
-    assert "leo_steps" in rules(a) and "leo_steps_unsynced" in rules(b)
+    # a Pi without its RTC: the clock is off by an arbitrary amount, so :12 is anywhere
+    off = 1234.3
+    shifted = dataclasses.replace(
+        unsynced,
+        isp=tuple(dataclasses.replace(s, t=s.t + off) for s in synced.isp),
+        gateway=tuple(dataclasses.replace(s, t=s.t + off) for s in synced.gateway),
+    )
+    a, b, c = classify(synced), classify(unsynced), classify(shifted)
+    assert a.link_type == b.link_type == c.link_type == LEO
+    assert b.confidence >= 0.8 and b.confidence == c.confidence  # the clock's error changes nothing
+    assert {"leo_period", "leo_phase"} <= rules(a)  # a synced clock adds the phase as evidence
+    assert "leo_period" in rules(c) and "leo_phase" not in rules(c)
+    assert a.confidence > b.confidence
 
 
-def test_steps_are_found_at_the_utc_phase_and_not_elsewhere():
+def test_the_period_is_found_at_any_phase_and_not_in_other_links():
     obs, _ = simulate(LEO, seed=22, duration_s=300, synced=True, load=False)
     access = lf.access_series(obs.gateway, obs.isp)
-    at_phase = lf.step_score_at(access, 12.0)
-    off_phase = lf.step_score_at(access, 4.5)
-    assert at_phase.score >= 2.0 > off_phase.score
-    assert lf.step_score(access, clock_synced=False).phase_s in (11.5, 12.0, 12.5)
+    found = periodicity(access)
+    assert found is not None and found.periodic and found.phase_s in (11.5, 12.0, 12.5)
+    shifted = periodicity([dataclasses.replace(s, t=s.t + 4.0) for s in access])
+    assert shifted is not None and shifted.periodic and (shifted.phase_s - found.phase_s) % 15 in (3.5, 4.0, 4.5)
+    for kind, seed in ((CELLULAR, 23), (FIBER, 24), (OTHER, 25)):
+        other, _ = simulate(kind, seed=seed, duration_s=300, load=False)
+        p = periodicity(lf.access_series(other.gateway, other.isp))
+        assert p is not None and not p.periodic, (kind, p)
+
+
+def test_steps_at_the_utc_phase_count_with_a_synced_clock_and_not_elsewhere():
+    obs, _ = simulate(LEO, seed=22, duration_s=300, synced=True, load=False)
+    access = lf.access_series(obs.gateway, obs.isp)
+    assert lf.step_score_at(access, 12.0).score >= 2.0 > lf.step_score_at(access, 4.5).score
 
 
 def test_cable_modem_on_192_168_100_1_without_the_starlink_api_is_not_starlink():
@@ -355,3 +375,63 @@ def test_diagnose_link_check_skips_when_the_other_checks_used_up_the_20s():
     readings, checks = asyncio.run(link_check(parse_config({}), slow, [], DiagnoseOptions()))
     assert time.perf_counter() - t0 < 0.5 and readings == []
     assert checks[0].status == "SKIP" and checks[0].numbers == [("link.no_time", {})]
+
+
+# ----- cellular without silence ------------------------------------------------------------
+
+
+def busy(obs: Observation, trials: tuple[PromoTrial, ...], skipped: int = 0) -> Observation:
+    return dataclasses.replace(obs, promo=trials, promo_skipped=skipped)
+
+
+def trial(delta: float, disturbed: str = "") -> PromoTrial:
+    return PromoTrial(40.0 + delta, (40.0, 41.0, 39.0, 40.5, 40.2), disturbed)
+
+
+def test_one_promotion_among_trials_a_busy_radio_missed_still_names_cellular():
+    # the field case: one trial saw the wake-up, the other met a radio other users kept awake
+    obs, _ = simulate(CELLULAR, seed=101, duration_s=60, load=False, wwan=False)
+    verdict = classify(busy(obs, (trial(120.0), trial(1.0))))
+    assert verdict.link_type == CELLULAR and verdict.confidence >= 0.6, verdict.evidence
+    promo = next(e for e in verdict.evidence if e.rule == "idle_promotion")
+    assert promo.params["hits"] == 1 and promo.params["trials"] == 2
+
+
+def test_disturbed_trials_are_left_out_and_said_in_the_evidence():
+    obs, _ = simulate(CELLULAR, seed=102, duration_s=60, load=False, wwan=False)
+    verdict = classify(busy(obs, (trial(150.0, "traffic"), trial(1.0, "local"), trial(90.0)), skipped=1))
+    promo = next(e for e in verdict.evidence if e.rule == "idle_promotion")
+    assert promo.params == {
+        "delta_ms": 89.8, "hits": 1, "trials": 1, "disturbed": 2, "why": "local+traffic", "no_quiet": 1
+    }  # fmt: skip
+    nothing = classify(busy(obs, (trial(150.0, "traffic"),), skipped=2))
+    note = next(e for e in nothing.evidence if e.rule == "no_idle_promotion")
+    assert note.link_type == "" and note.params["disturbed"] == 1 and note.params["no_quiet"] == 2
+
+
+def test_a_busy_cellular_link_without_any_promotion_is_cellular_or_unknown_never_another_class():
+    wrong = []
+    for seed in range(40):
+        obs, _ = simulate(CELLULAR, seed=200 + seed, duration_s=120, wwan=False)
+        verdict = classify(busy(obs, (trial(0.5), trial(-1.0))))  # the radio never slept
+        if verdict.link_type not in (CELLULAR, UNKNOWN):
+            wrong.append((seed, verdict.link_type, [e.rule for e in verdict.evidence]))
+    assert not wrong
+
+
+def test_a_cgnat_first_hop_with_a_mobile_core_delay_adds_to_cellular():
+    obs, _ = simulate(CELLULAR, seed=103, duration_s=60, load=False, wwan=False)
+    hops = ("192.168.8.1", "100.72.15.1", "10.0.0.1")
+    verdict = classify(dataclasses.replace(obs, hops=hops))
+    assert "cgnat_hop" in rules(verdict) and verdict.link_type == CELLULAR
+    fiber, _ = simulate(FIBER, seed=104, duration_s=60, load=False)
+    assert "cgnat_hop" not in rules(classify(dataclasses.replace(fiber, hops=hops)))  # a few ms: fixed CGNAT
+    starlink = ("192.168.1.1", "100.64.0.1", "172.16.249.6")
+    leo, _ = simulate(LEO, seed=105, duration_s=60, load=False)
+    assert "cgnat_hop" not in rules(classify(dataclasses.replace(leo, hops=starlink)))
+
+
+def test_a_vsat_capacity_request_delay_is_not_taken_for_a_radio_waking():
+    obs, _ = simulate(GEO, seed=106, duration_s=60, load=False)
+    verdict = classify(busy(obs, (trial(400.0), trial(380.0))))  # DAMA: the first packet waits a request cycle
+    assert verdict.link_type == GEO and verdict.backhaul == "geo"
