@@ -80,6 +80,8 @@ def check_scope(value: str) -> Optional[str]:
 
 @dataclasses.dataclass(frozen=True)
 class WebSettings:
+    """`netprobe web`: where it listens, who may see it, the map's boundary (docs/web.md)."""
+
     listen: str = setting(DEFAULT_LISTEN, check=check_listen, help="HOST:PORT; loopback unless you mean it")
     lang: str = setting("en", choices=("en", "id"), help="default language of the pages (?lang= overrides)")
     timezone: str = setting("Asia/Jakarta", check=check_zone, help="times on the pages and month boundaries")
@@ -94,6 +96,8 @@ class WebSettings:
 
 @dataclasses.dataclass(frozen=True)
 class MaintenanceWindow:
+    """An announced maintenance window: excluded from availability (docs/sla.md)."""
+
     start: str = setting(check=check_time, help="ISO 8601; without an offset, in [web] timezone")
     end: str = setting(check=check_time, help="ISO 8601, after start")
     scope: str = setting("", check=check_scope, help='"" every node, or node:ID, desa:X, kecamatan:X, operator:X')
@@ -112,12 +116,20 @@ def check_windows(windows: list[MaintenanceWindow]) -> Optional[str]:
 
 @dataclasses.dataclass(frozen=True)
 class ProviderContract:
+    """What one provider (a node's operator tag) promised."""
+
     availability_pct: float = setting(99.0, min=0.0, max=100.0, help="contracted availability, percent")
     speed_mbps: float = setting(0.0, min=0.0, help="contracted download speed when a node has no contract_mbps tag")
 
 
 @dataclasses.dataclass(frozen=True)
 class SlaSettings:
+    """The month report's rules and the providers' contracts (docs/sla.md)."""
+
     evidence_s: float = setting(300.0, above=0.0, help="how long one reading vouches for the node's status")
-    maintenance: list[MaintenanceWindow] = setting(factory=list, check=check_windows, help="[[sla.maintenance]]")
-    providers: dict[str, ProviderContract] = setting(factory=dict, help="[sla.providers.NAME], NAME = operator tag")
+    maintenance: list[MaintenanceWindow] = setting(
+        factory=list, check=check_windows, help="announced windows, excluded"
+    )
+    providers: dict[str, ProviderContract] = setting(
+        factory=dict, help="[sla.providers.NAME]: availability_pct, speed_mbps; NAME = the operator tag"
+    )
