@@ -156,14 +156,17 @@ def recent(rows: Sequence[dict[str, Any]], window_s: float) -> list[dict[str, An
 def node_view(
     node: dict[str, Any], rows: Sequence[dict[str, Any]], bytes_month: int, now: float, policy: Policy
 ) -> NodeView:
-    rows = recent([c for r in rows for c in [_clean_row(r)] if c is not None], max(policy.silent_after_s, 3600.0))
+    clean = [c for r in rows for c in [_clean_row(r)] if c is not None]
+    rows = recent(clean, max(policy.silent_after_s, 3600.0))
     state = state_of(node, now, policy)
     uplink = uplink_of(rows)
     public = [r for r in rows if r["measurement"] in PATH_PROBES and r["target"] != "gateway"]
     p50s = [_field(r, "rtt_p50_ms" if "rtt_p50_ms" in r["fields"] else "connect_p50_ms") for r in public if r["ok"]]
     losses = [v for r in public for v in [_field(r, "loss_pct")] if v is not None]
-    link = max((r for r in rows if isinstance(r["fields"].get("link_type"), str)), key=lambda r: r["ts"], default=None)
-    speed = max((r for r in rows if _field(r, "download_mbps") is not None), key=lambda r: r["ts"], default=None)
+    # The link look runs every 4 h and the speed test every 6 h: their latest rows are older than
+    # the path window by design, so they are taken from every row, not only the recent ones.
+    link = max((r for r in clean if isinstance(r["fields"].get("link_type"), str)), key=lambda r: r["ts"], default=None)
+    speed = max((r for r in clean if _field(r, "download_mbps") is not None), key=lambda r: r["ts"], default=None)
     seq_gaps = 0
     seq_min, seq_max = _int(node.get("seq_min")), _int(node.get("seq_max"))
     if seq_min is not None and seq_max is not None:

@@ -18,7 +18,14 @@ from agent.collector.fleet import KecamatanView, NodeView
 from agent.i18n import text
 from agent.reading.contract import printable
 
-COLORS = {"online": "#2e7d32", "offline": "#c62828", "silent": "#ef6c00", "dark": "#c62828", "reach": "#2e7d32"}
+COLORS = {
+    "online": "#2e7d32",
+    "offline": "#c62828",
+    "silent": "#ef6c00",
+    "dark": "#c62828",
+    "reach": "#2e7d32",
+    "gateway_only": "#b71c1c",
+}
 MAX_CHARTS = 400  # per-node charts beyond this would make the page too heavy to open
 
 STYLE = """
@@ -33,6 +40,7 @@ border-bottom:1px solid #e2e4e7;white-space:nowrap} th{background:#eef1f4} td.nu
 tr.dark td:first-child{border-left:4px solid #c62828}
 .state{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px}
 .state-online{background:#2e7d32}.state-offline{background:#c62828}.state-silent{background:#ef6c00}
+.state-gateway_only{background:#b71c1c}
 .charts{display:flex;flex-wrap:wrap;gap:10px} figure{margin:0;border:1px solid #e2e4e7;border-radius:4px;padding:6px}
 figcaption{font-size:12px;margin-bottom:2px} .scroll{overflow-x:auto} .note{font-size:12px;color:#50575e} svg text{font-size:11px}
 """
@@ -67,11 +75,15 @@ def fmt_time(ts: Optional[float], lang: str) -> str:
         return "–"
 
 
+def shown(v: NodeView) -> str:
+    """The colour a node wears: dark (gateway only) is red, never the green of online."""
+    return "gateway_only" if v.state == "online" and v.dark else v.state
+
+
 def state_badge(v: NodeView, lang: str) -> str:
-    label = text(f"fleet.state.{v.state}", lang)
-    if v.state == "online" and v.uplink == "gateway_only":
-        label += " · " + text("fleet.uplink.gateway_only", lang)
-    return f'<span class="state state-{esc(v.state)}">{esc(label)}</span>'
+    if shown(v) == "gateway_only":
+        return f'<span class="state state-gateway_only">{esc(text("web.state.gateway_only", lang))}</span>'
+    return f'<span class="state state-{esc(v.state)}">{esc(text(f"fleet.state.{v.state}", lang))}</span>'
 
 
 def link_label(v: NodeView, lang: str) -> str:
@@ -212,16 +224,16 @@ def scatter_map(views: Sequence[NodeView], lang: str) -> str:
         assert v.lat is not None and v.lon is not None
         x = pad + (v.lon - min(lons)) * mid * scale
         y = h - pad - (v.lat - min(lats)) * scale
-        state = text(f"fleet.state.{v.state}", lang)
+        state = text("web.state.gateway_only" if shown(v) == "gateway_only" else f"fleet.state.{v.state}", lang)
         dots.append(
             f'<circle class="map-node state-{esc(v.state)}" data-node="{esc(v.node)}" cx="{x:.1f}" cy="{y:.1f}" r="6" '
-            f'fill="{COLORS[v.state]}" stroke="#fff"><title>{esc(v.desa)} ({esc(v.kecamatan)}): {esc(state)}</title></circle>'
+            f'fill="{COLORS[shown(v)]}" stroke="#fff"><title>{esc(v.desa)} ({esc(v.kecamatan)}): {esc(state)}</title></circle>'
             f'<text x="{x + 9:.1f}" y="{y + 4:.1f}">{esc(v.desa)}</text>'
         )
     legend = "".join(
-        f'<circle cx="{12 + i * 90}" cy="12" r="5" fill="{COLORS[s]}"/><text x="{20 + i * 90}" y="16">'
-        f"{esc(text('fleet.state.' + s, lang))}</text>"
-        for i, s in enumerate(("online", "offline", "silent"))
+        f'<circle cx="{12 + i * 110}" cy="12" r="5" fill="{COLORS[s]}"/><text x="{20 + i * 110}" y="16">'
+        f"{esc(text(('web.state.' if s == 'gateway_only' else 'fleet.state.') + s, lang))}</text>"
+        for i, s in enumerate(("online", "gateway_only", "offline", "silent"))
     )
     return (
         f'<section id="map"><h2>{esc(text("fleet.map", lang))}</h2><svg id="scatter-map" xmlns="http://www.w3.org/2000/svg" '
