@@ -41,3 +41,11 @@ deb:
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The offline bundle of one architecture (docs/install.md): the agent and every Debian .deb a
+# minimal bookworm lacks for it, with install.sh -> dist/netprobe-bundle_<version>_<arch>.tar.gz
+.PHONY: bundle
+ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || echo arm64)
+bundle:
+	bash packaging/build-bundle -a $(ARCH)
+
