@@ -44,8 +44,13 @@ clean:
 
 # The offline bundle of one architecture (docs/install.md): the agent and every Debian .deb a
 # minimal bookworm lacks for it, with install.sh -> dist/netprobe-bundle_<version>_<arch>.tar.gz
-.PHONY: bundle
+.PHONY: bundle repo
 ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || echo arm64)
 bundle:
 	bash packaging/build-bundle -a $(ARCH)
 
+# The regency's signed apt repository from the .debs in dist/ -> dist/apt-repo:
+# make repo KEY=<gpg key id> URL=<where the nodes fetch it> [GNUPGHOME=...]
+repo:
+	@test -n "$(KEY)" -a -n "$(URL)" || { echo "usage: make repo KEY=<key id> URL=<repository URL>"; exit 64; }
+	bash packaging/apt-repo/build-repo -k "$(KEY)" -u "$(URL)" $(if $(GNUPGHOME),-g "$(GNUPGHOME)")
