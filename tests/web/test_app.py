@@ -263,3 +263,40 @@ def test_the_rollup_built_bit_by_bit_with_late_readings_equals_one_built_at_once
     bit_by_bit = built(tmp_path / "b.db", [first[:500], first[500:900], first[900:], late])
     assert at_once == bit_by_bit
     assert any(s[2] == "down" for s in at_once[0]) and len(at_once[1]) >= 100
+
+
+@pytest.mark.postgres
+def test_postgresql_serves_the_same_views_as_sqlite(pg_dsn: str, tmp_path: Path) -> None:
+    from tests.fixtures.collector import split_pg
+
+    dsn, schema = split_pg(pg_dsn)
+    now = time.time()
+    lite, pg = open_store(path=str(tmp_path / "c.db")), open_store(dsn=dsn, pg_schema=schema)
+    fleet.fill(lite, now)
+    fleet.fill(pg, now)
+    lite.close()
+    pg.close()
+    apps = {}
+    for name, store_cfg, factory in (
+        ("sqlite", {"path": str(tmp_path / "c.db")}, lambda: open_store(path=str(tmp_path / "c.db"), readonly=True)),
+        ("postgresql", {"dsn": dsn, "pg_schema": schema}, lambda: open_store(dsn=dsn, pg_schema=schema)),
+    ):
+        cfg = parse_collector_config(
+            {"store": store_cfg, "fleet": {"interval_s": 600.0}, "sla": {"evidence_s": 3900.0}}
+        )
+        app = App(cfg, factory, clock=lambda: now)
+        store = factory()
+        app.rollup = rollup.Rollup(store, cfg.sla.evidence_s, cfg.web.history_days)
+        app.refresh(store)
+        apps[name] = app
+    node = fleet.by_kind(fleet.specs(), "power_cut")[0].node
+    for target in ("/api/overview", f"/api/node/{node}?range=30d", "/api/sla?format=csv"):
+        got = {name: get(app, target) for name, app in apps.items()}
+        assert got["sqlite"].status == got["postgresql"].status == 200, target
+        if target.endswith("csv"):
+            assert got["sqlite"].body == got["postgresql"].body
+            continue
+        a, b = (json.loads(got[n].body) for n in ("sqlite", "postgresql"))
+        assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True), target
+    for target in PAGES:
+        assert get(apps["postgresql"], target).status == 200, target
