@@ -257,26 +257,106 @@ class Counters:
         self.last = (now, total)
 
 
+QUIET_BYTES_S = 1500.0  # more than one full-size packet a second in either direction: not silent
+QUIET_POLL_S = 0.25
+ECHO_WIRE_BYTES = ECHO_PAYLOAD + 8 + 20 + 14  # ICMP, IPv4 and Ethernet headers
+LOCAL_WAKE_MS = 20.0  # the gateway's own first echo this much slower: a Wi-Fi station waking
+
+
+class Quiet:
+    """How long the interface has carried (next to) nothing, from its byte counters.
+
+    Any packet may wake a cellular radio, so a promotion trial waits for a silent
+    spell, and the spell starts over whenever other traffic shows. Without counters
+    (no interface found) silence is assumed, as before.
+    """
+
+    def __init__(self, iface: str) -> None:
+        self.iface = iface
+        self.last: Optional[tuple[float, int]] = None
+        self.quiet_since = time.monotonic()
+
+    def poll(self) -> bool:
+        """Sample the counters; True when the interface was quiet since the last poll."""
+        total = iface_bytes(self.iface) if self.iface else None
+        now = time.monotonic()
+        if total is None:
+            return True
+        quiet = True
+        if self.last is not None and now > self.last[0]:
+            quiet = (total - self.last[1]) / (now - self.last[0]) <= QUIET_BYTES_S
+        if not quiet:
+            self.quiet_since = now
+        self.last = (now, total)
+        return quiet
+
+    async def wait(self, seconds: float, deadline: float) -> bool:
+        """Until the interface has been quiet for `seconds`; False when `deadline` (monotonic) came first."""
+        self.poll()
+        self.quiet_since = time.monotonic()  # our own echoes may just have left: count from now
+        while True:
+            self.poll()
+            now = time.monotonic()
+            if now - self.quiet_since >= seconds:
+                return True
+            if now + (seconds - (now - self.quiet_since)) > deadline:
+                return False
+            await asyncio.sleep(QUIET_POLL_S)
+
+
+async def promotion_trials(
+    hop: EchoSession, gw: Optional[EchoSession], plan: Plan, iface: str
+) -> tuple[list[PromoTrial], int]:
+    """(the trials run, trials never run for want of a quiet spell).
+
+    In a village the link is rarely idle, so trials are scheduled when the counters show
+    a silent spell of `promo_idle_s`; one that traffic disturbed is kept (for the evidence)
+    and retried, within three times the undisturbed time.
+    """
+    trials: list[PromoTrial] = []
+    quiet = Quiet(iface)
+    deadline = time.monotonic() + plan.promo_trials * (plan.promo_idle_s + 2.0) * 3
+    valid = 0
+    while valid < plan.promo_trials:
+        if not await quiet.wait(plan.promo_idle_s, deadline):
+            break
+        first, gw_first = hop.next_seq, gw.next_seq if gw else 0
+        before, t0 = iface_bytes(iface) if iface else None, time.monotonic()
+        for k in range(11):
+            hop.send(ECHO_PAYLOAD)
+            if gw:
+                gw.send(ECHO_PAYLOAD)
+            await asyncio.sleep(0.5 if k == 0 else 0.02)
+        await asyncio.sleep(0.3)
+        after, elapsed = iface_bytes(iface) if iface else None, time.monotonic() - t0
+        own = (11 + (11 if gw else 0)) * 2 * ECHO_WIRE_BYTES
+        busy = before is not None and after is not None and after - before - own > QUIET_BYTES_S * elapsed
+        rtts = [hop.tally.rtt_ms.get(s) for s in range(first, first + 11)]
+        why = "traffic" if busy else ""
+        if gw and not why:
+            local = [gw.tally.rtt_ms.get(s) for s in range(gw_first, gw_first + 11)]
+            later = sorted(r for r in local[1:] if r is not None)
+            if local[0] is not None and later and local[0] - later[len(later) // 2] >= LOCAL_WAKE_MS:
+                why = "local"
+        trials.append(PromoTrial(rtts[0], tuple(r for r in rtts[1:] if r is not None), why))
+        valid += not why
+    return trials, plan.promo_trials - valid
+
+
 async def observe(
     gateway: Optional[str], isp: str, plan: Plan, iface: str
-) -> tuple[list[Sample], list[Sample], list[PromoTrial]]:
+) -> tuple[list[Sample], list[Sample], list[PromoTrial], int]:
     """Promotion trials first (they need silence), then the paired ping train."""
     timeout = 2.0
     counters = Counters(iface, plan.idle_max_kbps)
     gw = await EchoSession.open(gateway, timeout) if gateway else None
     hop: Optional[EchoSession] = None
     trials: list[PromoTrial] = []
+    skipped = 0
     try:
         hop = await EchoSession.open(isp, timeout)
-        for _ in range(plan.promo_trials):
-            await asyncio.sleep(plan.promo_idle_s)
-            first = hop.next_seq
-            for k in range(11):
-                hop.send(ECHO_PAYLOAD)
-                await asyncio.sleep(0.5 if k == 0 else 0.02)
-            await asyncio.sleep(0.3)
-            rtts = [hop.tally.rtt_ms.get(s) for s in range(first, first + 11)]
-            trials.append(PromoTrial(rtts[0], tuple(r for r in rtts[1:] if r is not None)))
+        if plan.promo_trials:
+            trials, skipped = await promotion_trials(hop, gw, plan, iface)
         train_from = hop.next_seq
         gw_from = gw.next_seq if gw else 0
         counters.poll()
@@ -291,7 +371,7 @@ async def observe(
         await asyncio.sleep(min(timeout, 1.0))
         counters.poll()
         gw_series = series(gw, counters.busy, gw_from) if gw else []
-        return gw_series, series(hop, counters.busy, train_from), trials
+        return gw_series, series(hop, counters.busy, train_from), trials, skipped
     finally:
         for session in (gw, hop):
             if session:
@@ -318,10 +398,10 @@ async def gather(
     if plan.promo_trials:
         # before the observation, never during it: its packets would break the promotion test's silence
         dish_api, dish_host = await probe_dish(plan.dish, plan.dish_timeout) if plan.dish else (False, False)
-        gw_series, isp_series, trials = await observe(gateway, isp or address, plan, iface_name)
+        gw_series, isp_series, trials, skipped = await observe(gateway, isp or address, plan, iface_name)
     else:
         dish = probe_dish(plan.dish, plan.dish_timeout) if plan.dish else asyncio.sleep(0, (False, False))
-        (dish_api, dish_host), (gw_series, isp_series, trials) = await asyncio.gather(
+        (dish_api, dish_host), (gw_series, isp_series, trials, skipped) = await asyncio.gather(
             dish, observe(gateway, isp or address, plan, iface_name)
         )
     obs = Observation(
@@ -330,6 +410,7 @@ async def gather(
         isp_is_hop=isp_is_hop,
         clock_synced=clock.clock_synced(),
         promo=tuple(trials),
+        promo_skipped=skipped,
         interface=facts,
         vpn=is_vpn(facts) if facts else False,
         hops=tuple(hops),

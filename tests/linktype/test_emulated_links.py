@@ -101,7 +101,8 @@ def test_leo_testbed_is_classified_leo_from_15s_steps_in_50s(verdicts):
     f = fields_of(verdicts, "leo")
     print("leo:", f)
     assert f["link_type"] == "satellite-leo", f
-    assert "steps" in f["evidence"]
+    # found from the 15-s period itself: this machine's clock need not be NTP-synced
+    assert "leo_period" in f["evidence"] and f["confidence"] >= 0.7, f
 
 
 def test_diagnose_shows_the_link_verdict_with_evidence_in_english_and_indonesian(testbed, tmp_path):

@@ -169,6 +169,12 @@ class Testbed:
         except ValueError:
             raise AssertionError(f"agent {argv} exited {result.returncode}: {result.stderr.strip()}") from None
 
+    def traffic(self, ns: str, pattern: str, pps: float = 50.0, size: int = 1000) -> subprocess.Popen:
+        """Busy village traffic (tests/testbed/traffic.py) from `ns` to the server until teardown."""
+        argv = [sys.executable, "-m", "tests.testbed.traffic", "--to", SERVER_IP, "--pattern", pattern]
+        argv += ["--pps", str(pps), "--size", str(size)]
+        return self.popen(ns, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def emulator_stats(self) -> dict[str, int]:
         assert self.emulator is not None
         return dict(json.loads(self.ask(self.emulator, {"stats": True}, "link emulator")))
