@@ -11,6 +11,10 @@ Topics are built from a template; the default is
 A slug is the value in lower case with every run of characters outside a-z0-9
 turned into one '-', trimmed of '-' at both ends: "Balai Agung" -> "balai-agung".
 An empty value becomes "unknown", so a topic never has an empty level.
+
+The collector's acknowledgements go to `netprobe/ack/{node}` (`ack_topic`): three
+levels, so the collector's own `netprobe/+/+/+/+` never matches them, and outside
+`netprobe/+/+/{node}/#`, so a node cannot forge one (docs/delivery.md).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Any, Optional
 DEFAULT_TOPIC = "netprobe/{kecamatan}/{desa}/{node}/{measurement}"
 PLACEHOLDERS = ("kabupaten", "kecamatan", "desa", "node", "measurement")
 STATUS = "status"
+ACK = "ack"
+DEFAULT_ACK_TOPIC = "netprobe/ack/{node}"
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 # A node id goes into topics and file names: lower case, no spaces, no MQTT wildcards.
@@ -78,6 +84,37 @@ def parse_topic(topic: str, prefix: str = "netprobe") -> Optional[tuple[str, str
 
 def status_topic(template: str, node: str, site: dict[str, Any]) -> str:
     return topic(template, node, site, STATUS)
+
+
+def ack_topic(node: str, template: str = DEFAULT_ACK_TOPIC) -> str:
+    """Where the collector says which of `node`'s Readings it has stored."""
+    return template.format(node=node)
+
+
+def collector_ack_topic(prefix: str, node: str) -> str:
+    """The ack topic of `node` under the collector's `broker.topic_prefix`."""
+    return f"{prefix}/{ACK}/{node}"
+
+
+def parse_ack_topic(topic: str, prefix: str = "netprobe") -> Optional[str]:
+    """`prefix/ack/{node}` -> node; None for any other shape."""
+    parts = topic.split("/")
+    if len(parts) != 3 or parts[0] != prefix or parts[1] != ACK or not NODE_ID_RE.match(parts[2]):
+        return None
+    return parts[2]
+
+
+def check_ack_template(template: str) -> Optional[str]:
+    """Why `template` cannot name a node's ack topic, or None."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        return f"is not a valid template: {exc}"
+    if names != ["node"]:
+        return "must contain {node} once and no other placeholder"
+    if "#" in template or "+" in template or template.startswith("/") or "//" in template:
+        return "must not contain MQTT wildcards or empty levels"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
