@@ -15,17 +15,20 @@ same promise, one batch per message, so slower.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import random
 import threading
 import time
 from typing import Any, Callable, Optional
 
+from agent.collector.acks import AckBook
 from agent.collector.incidents import service as incidents
 from agent.collector.settings import CollectorConfig, read_password
 from agent.collector.store import Store, StoreDown, open_store
 from agent.collector.store.base import RejectSample, StoreRefused
 from agent.net.mqttclient import PAHO_V2, BrokerUrl, ConnectOptions, MqttClient
+from agent.reading import topics
 from agent.reading.contract import printable
 from agent.reading.validate import UNSTORABLE, Record, Rejected, Status, check_message, sample_of
 
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 PURGE_EVERY_S = 3600.0
 SUMMARY_EVERY_S = 60.0
 BROKER_QUIET_S = 2.0
+EXIT_AFTER_COMMIT_ENV = "NETPROBE_TEST_EXIT_AFTER_COMMIT"
 SAMPLES_PER_KIND = 20  # rejected messages kept per kind and batch (the table keeps the latest 1000)
 
 
@@ -97,6 +101,9 @@ class Collector:
         self.store: Optional[Store] = None
         self._store_factory = store_factory or self._open_store
         self._down_since: Optional[float] = None
+        self.acks = AckBook(cfg.acks, cfg.broker.topic_prefix)
+        # Test-only: exit right after the Nth commit holding readings, before any ack (a crash there).
+        self._exit_after_commits = int(os.environ.get(EXIT_AFTER_COMMIT_ENV, "0") or 0)
 
     # -- broker -----------------------------------------------------------
     def subscription(self) -> str:
@@ -198,6 +205,8 @@ class Collector:
         limit = self.cfg.validation.max_payload_bytes
         prefix = self.cfg.broker.topic_prefix
         for m in batch:
+            if topics.parse_ack_topic(m.topic, prefix) is not None:
+                continue  # an ack (only a custom subscription matches them): not a reading, not a reject
             outcome = check_message(m.topic, m.payload, prefix, limit)
             if isinstance(outcome, Record):
                 records.append(outcome)
@@ -290,7 +299,9 @@ class Collector:
             self._down_since = None
         self.counters.stored += fresh
         self.counters.duplicates += len(records) - fresh
+        self._committed(records)
         self._ack(batch)
+        self.acks.note(records, time.monotonic())
         return True
 
     def _store_down(self, why: str) -> None:
@@ -306,6 +317,31 @@ class Collector:
             self.client.ack(m.mid, m.qos)
             if m.done is not None:
                 m.done.set()
+
+    def _committed(self, records: list[Record]) -> None:
+        if records and self._exit_after_commits > 0:
+            self._exit_after_commits -= 1
+            if self._exit_after_commits == 0:
+                log.warning("%s: exiting after a commit, before acknowledging it", EXIT_AFTER_COMMIT_ENV)
+                os._exit(70)
+
+    def _publish_acks(self, now: float, force: bool = False) -> None:
+        """Tell nodes what is stored (agent/collector/acks.py); only ever after the commit."""
+        if not self.acks.owed or self.client is None:
+            return
+        try:
+            self.acks.flush(self._ensure_store(), self._publish_ack, now, force)
+        except StoreDown as exc:
+            log.debug("acknowledgements wait for the database: %s", exc)
+
+    def _publish_ack(self, topic: str, payload: bytes) -> bool:
+        assert self.client is not None
+        try:
+            self.client.publish(topic, payload, qos=1, retain=True)
+        except ConnectionError as exc:
+            log.debug("cannot publish the ack on %s yet: %s", topic, exc)
+            return False
+        return True
 
     def _purge(self) -> None:
         days = self.cfg.store.retention_days
@@ -343,6 +379,7 @@ class Collector:
                 if now - last_summary >= SUMMARY_EVERY_S:
                     self._summary()
                     last_summary = now
+                self._publish_acks(now)
                 try:
                     first = self.inbox.get(timeout=0.2)
                 except queue.Empty:
@@ -353,6 +390,7 @@ class Collector:
                 self.counters.inbox_peak = max(self.counters.inbox_peak, len(batch) + self.inbox.qsize())
                 self._store_batch(batch)
             self._drain()
+            self._publish_acks(time.monotonic(), force=True)
         finally:
             self.drained.set()
             time.sleep(0.6 if self.blocked else 0.0)  # let a waiting paho 1.6 callback see its fate
@@ -394,12 +432,13 @@ class Collector:
                 break
             self.counters.stored += fresh
             self._ack(pending[i : i + size])
+            self.acks.note(records, time.monotonic())
 
     def _summary(self) -> None:
         c = self.counters
         log.info(
-            "received %d, stored %d, duplicates %d, rejected %s, unacked peak %d",
-            c.received, c.stored, c.duplicates, c.rejected or 0, c.inbox_peak,
+            "received %d, stored %d, duplicates %d, rejected %s, acks %d (%d bytes), unacked peak %d",
+            c.received, c.stored, c.duplicates, c.rejected or 0, self.acks.published, self.acks.bytes, c.inbox_peak,
         )  # fmt: skip
 
     def store_label(self) -> str:

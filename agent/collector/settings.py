@@ -46,7 +46,10 @@ class BrokerSettings:
     key_file: str = setting("", help="its key")
     topic_prefix: str = setting("netprobe", check=check_name)
     share_group: str = setting(
-        "collectors", check=check_name, help='MQTT 5 shared subscription group; "" subscribes plainly'
+        "",
+        check=check_name,
+        help='"" (default): a plain persistent subscription, which Mosquitto 2.0 keeps across its restart; '
+        "a name: the MQTT 5 shared subscription $share/<name>/..., to split the load between collectors",
     )
     receive_maximum: int = setting(1000, min=1, max=65535, help="unacknowledged messages the broker may send us")
     session_expiry_s: int = setting(
@@ -81,11 +84,25 @@ class FleetSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AckSettings:
+    """When to tell a node which of its readings are stored (docs/delivery.md)."""
+
+    enabled: bool = setting(True, help="publish acks (retained, QoS 1) on <topic_prefix>/ack/<node>")
+    max_delay_s: float = setting(
+        60.0, above=0.0, max=3600.0, help="the longest a stored reading waits for its ack (one ack covers all since)"
+    )
+    min_gap_s: float = setting(
+        1.0, min=0.0, max=600.0, help="at most one ack per node this often; a replay is acked once it pauses this long"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class CollectorConfig:
     broker: BrokerSettings = setting(factory=BrokerSettings)
     store: StoreSettings = setting(factory=StoreSettings)
     validation: ValidationSettings = setting(factory=ValidationSettings)
     fleet: FleetSettings = setting(factory=FleetSettings)
+    acks: AckSettings = setting(factory=AckSettings)
     web: WebSettings = setting(factory=WebSettings)
     sla: SlaSettings = setting(factory=SlaSettings)
     incidents: IncidentSettings = setting(factory=IncidentSettings, check=check_incidents)

@@ -38,7 +38,7 @@ def test_a_node_cannot_publish_into_another_nodes_topic_and_a_forged_node_id_is_
         broker.url, {"path": db},
         broker={"client_id": "collector-1", "username": "collector-1", "password_file": str(pw), **tls},
     )  # fmt: skip
-    assert col.wait_log("subscribed to $share/collectors/"), col.log()
+    assert col.wait_log("subscribed to netprobe/"), col.log()
 
     node_a = Publisher(broker.url, client_id=A, username=A, password="a-secret", protocol="5", **tls)
     own = reading(A, 1, site=site("Sekayu", "Balai Agung"))

@@ -49,7 +49,7 @@ def test_fleet_shows_online_offline_silent_and_dark_nodes_with_gaps_duplicates_a
 ) -> None:
     broker = mosquitto()
     col = collector_proc(broker.url, store_settings, fleet={"interval_s": 0.5, "silent_intervals": 4.0})
-    assert col.wait_log("subscribed to $share/collectors/netprobe/+/+/+/+"), col.log()
+    assert col.wait_log("subscribed to netprobe/+/+/+/+"), col.log()  # plain and persistent by default
     killed = agent_proc(broker.url, "muba-sekayu-balai-agung-01", SITES["sekayu"], 0.2, "--lat", "-2.88", "--lon", "103.85")
     dark = agent_proc(broker.url, "muba-lais-tanjung-agung-01", SITES["lais"], 0.2, "--gateway-only", "--link", "geo")
     quiet = agent_proc(broker.url, "muba-bayung-muara-merang-01", SITES["bayung"], 0.2, "--skip", "5")

@@ -4,6 +4,11 @@ Exactly once comes from the reading id as primary key: delivery is at least
 once, a duplicate insert does nothing, and the per-node aggregates (sequence
 span, data used, latest per target) are only touched by rows that were new.
 
+Acknowledgements (docs/delivery.md): `acks` holds per node the seqs stored so
+far (`upto` and the ranges above it), merged in each batch's own transaction,
+so the acks a collector publishes after the commit come from the database, not
+from one process's memory, however many collectors share it.
+
 Tables: `readings` (time-ordered; indexes for "node X over the last N hours"
 and retention), `latest` (latest per node and target, kept on insert), `nodes`
 (site, last seen, sequence span, retained online/offline status), `usage`
@@ -22,6 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple, Optional
 
+from agent.reading import acks
 from agent.reading.validate import Record, Status
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,15 @@ class RejectSample(NamedTuple):
 
 
 SAMPLES_KEPT = 1000  # rows of reject_samples; older ones are deleted as new ones come
+
+
+def ack_ranges(text: Any) -> list[tuple[int, int]]:
+    """The `acks.ranges` column (JSON pairs) as tuples; [] for anything else."""
+    try:
+        data = json.loads(text) if isinstance(text, (str, bytes)) else text
+        return [(int(a), int(b)) for a, b in data]
+    except (ValueError, TypeError):
+        return []
 
 
 def month_of(ts: float) -> str:
@@ -86,6 +101,8 @@ def schema_sql(real: str, big: str, boolean: str, jsonb: str) -> list[str]:
             node TEXT NOT NULL, boot TEXT NOT NULL, wall_minus_mono {real} NOT NULL, PRIMARY KEY (node, boot))""",
         f"""CREATE TABLE IF NOT EXISTS rejects (
             kind TEXT PRIMARY KEY, count {big} NOT NULL, last_node TEXT, last_why TEXT, last_at {real})""",
+        f"""CREATE TABLE IF NOT EXISTS acks (
+            node TEXT PRIMARY KEY, upto {big} NOT NULL, ranges TEXT NOT NULL, updated {real} NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS reject_samples (
             at {real} NOT NULL, kind TEXT NOT NULL, node TEXT NOT NULL, why TEXT NOT NULL, topic TEXT NOT NULL,
             size {big} NOT NULL, sample TEXT NOT NULL)""",
@@ -105,6 +122,7 @@ class Store:
     placeholder = "?"
     greatest = "MAX"
     least = "MIN"
+    lock_rows = ""  # PostgreSQL: " FOR UPDATE", so collectors sharing it merge one node's acks in turn
 
     def __init__(self) -> None:
         self.offsets: dict[tuple[str, str], float] = {}
@@ -156,6 +174,7 @@ class Store:
             fresh = self._write_readings(cur, records, now)
             self._write_statuses(cur, statuses, now)
             self._write_rejects(cur, rejects or {}, now)
+            self._update_acks(cur, records, now)
         return fresh
 
     def _write_readings(self, cur: Any, records: Sequence[Record], now: float) -> int:
@@ -376,6 +395,44 @@ class Store:
             (since, measurement),
         )
         return [(n, ts, t, self._fields(f)) for n, ts, t, f in rows if isinstance(ts, (int, float))]
+
+    # -- acknowledgements -------------------------------------------------
+    def _update_acks(self, cur: Any, records: Sequence[Record], now: float) -> None:
+        """Merge the batch's seqs into each node's ack state. Duplicates count too: the reading
+        with that id is stored, whichever copy came first (and a re-send must be answered)."""
+        seqs: dict[str, list[int]] = {}
+        for r in records:
+            if r.seq is not None:
+                seqs.setdefault(r.node, []).append(r.seq)
+        if not seqs:
+            return
+        nodes = sorted(seqs)  # one lock order for every collector: no deadlock between them
+        self._many(
+            cur, "INSERT INTO acks VALUES (?, 0, '[]', ?) ON CONFLICT (node) DO NOTHING", [(n, now) for n in nodes]
+        )
+        marks = ", ".join(["?"] * len(nodes))
+        cur.execute(
+            self.sql(f"SELECT node, upto, ranges FROM acks WHERE node IN ({marks}) ORDER BY node{self.lock_rows}"),
+            nodes,
+        )
+        changed = []
+        for node, upto, ranges in cur.fetchall():
+            before = (int(upto), ack_ranges(ranges))
+            after = acks.merge(*before, seqs[node])
+            if after != before:
+                changed.append((after[0], dumps(after[1]), now, node))
+        self._many(cur, "UPDATE acks SET upto = ?, ranges = ?, updated = ? WHERE node = ?", changed)
+
+    def ack_states(self, nodes: Sequence[str]) -> dict[str, tuple[int, list[tuple[int, int]]]]:
+        """Each node's committed ack state: (upto, the stored ranges above it)."""
+        out: dict[str, tuple[int, list[tuple[int, int]]]] = {}
+        nodes = list(nodes)
+        for i in range(0, len(nodes), 500):
+            chunk = nodes[i : i + 500]
+            marks = ", ".join(["?"] * len(chunk))
+            for node, upto, ranges in self.query(f"SELECT node, upto, ranges FROM acks WHERE node IN ({marks})", chunk):
+                out[str(node)] = (int(upto), ack_ranges(ranges))
+        return out
 
     def gap_ranges(self, node: str, limit: int = 20) -> list[tuple[int, int]]:
         """Missing sequence numbers of one node, as (first, last) ranges."""

@@ -37,6 +37,7 @@ class PostgresStore(Store):
     placeholder = "%s"
     greatest = "GREATEST"
     least = "LEAST"
+    lock_rows = " FOR UPDATE"
 
     def __init__(self, dsn: str, schema: str = "netprobe", connect_timeout_s: int = 5) -> None:
         super().__init__()
