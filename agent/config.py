@@ -23,7 +23,14 @@ from agent.linktype.settings import LinktypeConfig
 from agent.net.secrets import read_secret_file
 from agent.probes.base import ProbeContext
 from agent.reading import contract
-from agent.reading.topics import DEFAULT_TOPIC, check_broker, check_node_id, check_template
+from agent.reading.topics import (
+    DEFAULT_ACK_TOPIC,
+    DEFAULT_TOPIC,
+    check_ack_template,
+    check_broker,
+    check_node_id,
+    check_template,
+)
 from agent.schema import ConfigError, Problem, build, describe, field_names, internal, setting
 from agent.throughput.settings import ThroughputConfig
 
@@ -123,7 +130,7 @@ class MqttConfig:
     )
     protocol: str = setting("3.1.1", choices=("3.1.1", "5"), help='MQTT version; "5" also reports ACL denials')
     keepalive: int = setting(60, min=5, max=3600, help="seconds")
-    qos: int = setting(1, choices=(0, 1), help="1: a reading leaves the spool only on PUBACK")
+    qos: int = setting(1, choices=(0, 1), help="1: the broker acknowledges each publish (PUBACK)")
     persistent_session: bool = setting(True, help="clean_session=false (3.1.1) / session expiry (5)")
     topic: str = setting(
         DEFAULT_TOPIC, check=check_template, help="topic template; the collector reads the default layout only"
@@ -140,6 +147,18 @@ class MqttConfig:
     reconnect_max: float = setting(300.0, min=0.1, max=86400.0, help="seconds; the backoff cap")
     status_interval: float = setting(
         300.0, min=0.0, help="seconds between retained status refreshes; 0 = on connect only"
+    )
+    confirm: str = setting(
+        "collector",
+        choices=("collector", "broker"),
+        help='a reading leaves the spool when the collector has stored it ("collector", its ack) '
+        'or when the broker took it ("broker", PUBACK: for consumers that do not acknowledge)',
+    )
+    confirm_timeout: float = setting(
+        600.0, min=0.5, max=86400.0, help="seconds a sent reading waits for its acknowledgement before it is sent again"
+    )
+    ack_topic: str = setting(
+        DEFAULT_ACK_TOPIC, check=check_ack_template, help="where the collector acknowledges this node's readings"
     )
 
     def problems(self) -> list[Problem]:

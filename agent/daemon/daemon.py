@@ -24,7 +24,7 @@ from agent import __version__, probes
 from agent.config import Config, ConfigError, TargetConfig, load_config
 from agent.daemon.scheduler import Scheduler
 from agent.daemon.sdnotify import Notifier
-from agent.publish.spool import Spool, spool_path
+from agent.publish.spool import NOT_CONFIRMED, Spool, delivery_state, spool_path
 from agent.reading import topics
 from agent.reading.model import FieldValue
 from agent.runner import identity_of, run_target
@@ -70,11 +70,16 @@ class Daemon:
             if isinstance(exc, sqlite3.OperationalError):  # locked, unreadable: not damage, say so and stop
                 raise
             # An unattended node must keep measuring: keep the damaged file for forensics, start afresh.
+            # Its seqs are not reused: the new spool continues above the high-water mark (seq-hwm.json).
             aside = f"{path}.damaged-{int(time.time())}"
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(path + suffix):
                     os.replace(path + suffix, aside + suffix)
-            log.error("the spool %s is damaged (%s): moved to %s; starting a new one (seq restarts)", path, exc, aside)
+            log.error(
+                "the spool %s is damaged (%s): moved to %s; starting a new one (its readings are lost; "
+                "seq continues above the last one reserved)",
+                path, exc, aside,
+            )  # fmt: skip
             self.spool = Spool(path, *limits)
         self.publisher: Any = None
         self.scheduler: Optional[Scheduler] = None
@@ -172,12 +177,20 @@ class Daemon:
         return bool(self.scheduler and self.scheduler.healthy() and publisher_ok)
 
     def status_line(self) -> str:
+        """systemd's STATUS=: e.g. "7 targets, connected, spool 12 (10 sent, 2 waiting), dropped 0", with
+        "NOT CONFIRMED for 650 s" once a sent reading has waited past mqtt.confirm_timeout."""
         stats = self.spool.stats()
         if self.publisher is None:
             link = "no broker"
         else:
             link = "connected" if self.publisher.connected else "broker unreachable, spooling"
-        return f"{len(self.scheduler.targets) if self.scheduler else 0} targets, {link}, spool {stats.rows}, dropped {stats.dropped}"
+        line = f"{len(self.scheduler.targets) if self.scheduler else 0} targets, {link}, spool {stats.rows}"
+        if self.publisher is not None and stats.rows:
+            line += f" ({stats.sent} sent, {stats.waiting} waiting)"
+            mqtt = self.cfg.mqtt
+            if delivery_state(mqtt.confirm, mqtt.confirm_timeout, stats) == NOT_CONFIRMED:
+                line += f", NOT CONFIRMED for {stats.unconfirmed_s():.0f} s"
+        return f"{line}, dropped {stats.dropped}"
 
     async def supervise(self) -> None:
         """Pet the watchdog only while the scheduler and publisher really run; refresh STATUS."""

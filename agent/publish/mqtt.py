@@ -1,15 +1,23 @@
-"""The MQTT publisher: one thread that drains the spool to the broker, in order, ack-then-delete.
+"""The MQTT publisher: one thread that drains the spool to the broker, in order, and confirms.
 
 Everything it sends comes from the spool (the daemon appends, then wakes it),
-so there is one path for live readings and for replay after an outage. A row
-is deleted only when its PUBACK arrives; a connection lost with publishes in
-flight simply replays them from the spool (duplicates carry the same `id`).
-Replay is paced by the in-flight window (`mqtt.max_inflight`), which adapts
-to the link's round trip, and optionally by `mqtt.replay_rate`.
+so there is one path for live readings and for replay after an outage. With
+`mqtt.confirm = "collector"` (the default) a row the broker has taken (PUBACK)
+is only *sent*; it is deleted when the collector's retained ack on
+`netprobe/ack/{node}` covers its seq, i.e. once it is in the collector's
+database (docs/delivery.md). With `"broker"` the PUBACK deletes it, as before.
 
-Failures (unreachable broker, refused login, TLS refused, ACL denial) are
-logged once each, with what to check; the agent keeps spooling and retries
-with capped exponential backoff and jitter. Never a tight reconnect loop.
+A sent row no ack covers is sent again, same `id`, once it is
+`mqtt.confirm_timeout` old *and* a row sent after it has been confirmed (so it
+was lost, not slow: a collector draining a queued backlog is not answered with
+a second copy of it). When nothing is confirmed at all, one row a timeout goes
+as a probe; when the probe is confirmed, everything sent before it follows.
+A connection lost with publishes in flight replays them at once. Replay is
+paced by the in-flight window (`mqtt.max_inflight`) and `mqtt.replay_rate`.
+
+Failures (unreachable broker, refused login, TLS refused, ACL denial, readings
+the collector never confirms) are logged once each, with what to check; the
+agent keeps spooling and retries with capped exponential backoff and jitter.
 """
 
 from __future__ import annotations
@@ -27,14 +35,18 @@ from typing import Any, Optional
 from agent import __version__, clock
 from agent.config import MqttConfig
 from agent.net.mqttclient import NOT_AUTHORIZED, BrokerUrl, ConnectOptions, MqttClient, Will
-from agent.publish.spool import Spool
+from agent.publish.spool import NOT_CONFIRMED, Spool, delivery_state
 from agent.reading import topics
+from agent.reading.acks import Ack
+from agent.reading.acks import decode as decode_ack
 
 log = logging.getLogger(__name__)
 
 IDLE_LOOP_S = 0.25
 CONNACK_TIMEOUT_S = 15.0
 OFFLINE_ACK_WAIT_S = 0.5
+ACK_GRACE_S = 0.3  # after the SUBACK, for the retained ack that follows it
+RESCAN_S = 1.0  # how often to look for late confirmations and re-sends, at most
 
 
 class Backoff:
@@ -75,6 +87,9 @@ def status_payload(state: str, settings: PublisherSettings, uptime_s: float, spo
         "config": settings.config_digest,
         "spool_depth": stats.rows,
         "dropped": stats.dropped,
+        "sent": stats.sent,
+        "unconfirmed_s": round(stats.unconfirmed_s()),
+        "delivery": delivery_state(settings.mqtt.confirm, settings.mqtt.confirm_timeout, stats),
     }
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -84,16 +99,25 @@ def offline_payload(node: str) -> bytes:
 
 
 class _Session:
-    """What one connection knows: its CONNACK, the publishes in flight, the acks not yet applied."""
+    """What one connection knows: its CONNACK, the publishes in flight, the answers not yet applied."""
 
     def __init__(self) -> None:
         self.connack: Optional[tuple[bool, str, bool]] = None
         self.lost: Optional[str] = None
-        self.inflight: dict[int, tuple[int, str]] = {}  # mid -> (row id, topic); row id 0 = status
-        self.acked: list[int] = []
-        self.denied: dict[str, str] = {}  # topic -> reason
+        self.inflight: dict[int, tuple[int, str, bool]] = {}  # mid -> (row id, topic, re-send); row id 0 = status
+        self.taken: list[tuple[int, bool]] = []  # (row id, re-send) the broker took (PUBACK)
+        self.refused: list[int] = []  # row ids the broker refused (ACL): tried again later
+        self.acks: list[tuple[str, Ack]] = []  # (node, ack) received
+        self.ack_topics: dict[str, str] = {}  # topic -> node
+        self.subscribing: dict[int, str] = {}  # SUBSCRIBE mid -> node
+        self.subscribed = False  # the broker granted this node's own ack subscription
         self.last_id = 0
-        self.more = True  # the spool may hold rows after last_id
+        self.more = True  # the spool may hold waiting rows after last_id
+        self.next_check = 0.0
+        self.resend_all = False  # `spool flush`: re-send every unconfirmed row once, now
+
+    def busy(self) -> set[int]:
+        return {row_id for row_id, _, _ in self.inflight.values() if row_id}
 
 
 class Publisher:
@@ -112,9 +136,11 @@ class Publisher:
         self.limits = (max_rows, max_bytes)
         self.started_mono = started_mono if started_mono is not None else time.monotonic()
         self.status_topic = topics.status_topic(self.cfg.topic, settings.node, settings.site)
+        self.by_collector = self.cfg.confirm == "collector"
         self.backoff = Backoff(self.cfg.reconnect_min, self.cfg.reconnect_max)
         self.connected = False
         self.crashed = False
+        self.unconfirmed = False  # a sent reading has waited past confirm_timeout (logged once per episode)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._drained = threading.Event()
@@ -122,8 +148,13 @@ class Publisher:
         self._stop_deadline = 0.0
         self._last_report: Optional[str] = None
         self._reported_denials: set[str] = set()
+        self._reported_stale: set[tuple[str, int]] = set()
+        self._reported_sub = False
         self._tokens = 0.0
         self._status_due = False
+        self._next_probe = 0.0
+        self._resent = 0
+        self._next_resend_note = 0.0
         self._thread = threading.Thread(target=self._main, name="mqtt-publisher", daemon=True)
 
     # -- control (any thread) ----------------------------------------------
@@ -151,7 +182,7 @@ class Publisher:
         self._thread.join(timeout)
 
     def drain(self, timeout: float) -> bool:
-        """Deliver the whole spool and return True, or False when `timeout` passes first (spool flush)."""
+        """Confirm the whole spool and return True, or False when `timeout` passes first (spool flush)."""
         self._drain_only = True
         self.start()
         done = self._drained.wait(timeout)
@@ -205,6 +236,8 @@ class Publisher:
 
     def _session(self, spool: Spool) -> None:
         s = _Session()
+        s.resend_all = self._drain_only
+        spool.clamp_clock(time.time())
         try:
             client = MqttClient(self._options())
         except (OSError, ssl.SSLError, ValueError) as exc:
@@ -213,6 +246,8 @@ class Publisher:
         client.on_connect = lambda ok, reason, present: setattr(s, "connack", (ok, reason, present))
         client.on_disconnect = lambda reason: setattr(s, "lost", reason)
         client.on_publish = lambda mid, code: self._on_publish(s, mid, code)
+        client.on_subscribe = lambda mid, codes: self._on_subscribe(s, mid, codes)
+        client.on_message = lambda topic, payload, qos, retain: self._on_message(s, topic, payload)
         try:
             client.connect()
         except ssl.SSLCertVerificationError as exc:
@@ -231,7 +266,7 @@ class Publisher:
             )
             return
         try:
-            if self._await_connack(client, s):
+            if self._await_connack(client, s) and (not self.by_collector or self._subscribe_acks(client, s, spool)):
                 self._publish_loop(client, s, spool)
         except (ConnectionError, sqlite3.Error) as exc:  # paho refused a publish, or the spool is unwell
             self._report(f"publishing to {self.url} interrupted: {exc}; retrying with backoff")
@@ -260,24 +295,118 @@ class Publisher:
         log.info("connected to %s as %s (session present: %s)", self.url, client.opts.client_id, present)
         return True
 
+    # -- acknowledgements ----------------------------------------------------
+    def _subscribe_acks(self, client: MqttClient, s: _Session, spool: Spool) -> bool:
+        """Subscribe to the ack topic(s), then hear the retained ack before sending anything:
+        it confirms what the collector already holds, so none of that is sent twice. False if
+        the connection is lost meanwhile."""
+        node = self.settings.node
+        for n in sorted({node, *spool.nodes()}):
+            t = topics.ack_topic(n, self.cfg.ack_topic)
+            s.ack_topics[t] = n
+            s.subscribing[client.subscribe(t, 0)] = n  # QoS 0: on a new connection the retained ack is resent
+        deadline = time.monotonic() + CONNACK_TIMEOUT_S
+        while node in s.subscribing.values() and time.monotonic() < deadline and not self._stop.is_set():
+            if client.loop(0.1) != 0:
+                return False
+        grace = time.monotonic() + ACK_GRACE_S  # the retained ack follows the SUBACK on the same connection
+        while time.monotonic() < grace:
+            if client.loop(0.05) != 0:
+                return False
+        fresh = spool.is_fresh()
+        self._apply_acks(s, spool, stale=fresh)
+        if fresh and s.subscribed:
+            spool.clear_fresh()
+        return True
+
+    def _on_subscribe(self, s: _Session, mid: int, codes: list[int]) -> None:
+        node = s.subscribing.pop(mid, "")
+        if node != self.settings.node:
+            return
+        if codes and all(c < 0x80 for c in codes):
+            s.subscribed = True
+        elif not self._reported_sub:
+            self._reported_sub = True
+            log.error(
+                "broker %s refused the subscription to %s (%s): its ACL must let this node read it, or no reading "
+                "can be confirmed; they stay in the spool (mqtt.confirm = \"broker\" if no netprobe collector "
+                "acknowledges)",
+                self.url, topics.ack_topic(node, self.cfg.ack_topic), codes,
+            )  # fmt: skip
+
+    def _on_message(self, s: _Session, topic: str, payload: bytes) -> None:
+        node = s.ack_topics.get(topic)
+        if node is None:
+            return
+        ack = decode_ack(payload)
+        if ack is None:
+            if payload:  # an empty retained message is a cleared ack: nothing to learn
+                log.warning("ignoring a malformed acknowledgement on %s: %r", topic, payload[:80])
+            return
+        s.acks.append((node, ack))
+
+    def _apply_acks(self, s: _Session, spool: Spool, stale: bool = False) -> None:
+        """Delete what the acks cover. An ack naming seqs this node never issued (or, on a fresh
+        spool, any ack heard before the first publish) is left from an earlier install of the
+        node id: acks may no longer confirm those seqs, and rows holding them are renumbered."""
+        acks, s.acks = s.acks, []
+        for node, ack in acks:
+            top = ack.top
+            if top and (stale or top > spool.issued(node)):
+                if top > spool.floor(node):
+                    moved = spool.raise_floor(node, top)
+                    s.last_id, s.more = 0, True
+                    if (node, top) not in self._reported_stale:
+                        self._reported_stale.add((node, top))
+                        log.error(
+                            "an acknowledgement for %s covers seqs up to %d, which this node has not issued from its "
+                            "spool: it is left from an earlier install of this node id (its state directory was "
+                            "reset). Those seqs are not trusted; readings continue above them (%d renumbered)",
+                            node, top, moved,
+                        )  # fmt: skip
+                continue
+            if spool.confirm(node, ack):
+                self._wake.set()
+
+    # -- publishing ----------------------------------------------------------
     def _on_publish(self, s: _Session, mid: int, code: Optional[int]) -> None:
-        row_id, topic = s.inflight.pop(mid, (0, ""))
+        row_id, topic, resent = s.inflight.pop(mid, (0, "", False))
         if code is not None and code >= 0x80:
-            s.denied[topic] = "not authorized" if code == NOT_AUTHORIZED else f"reason code 0x{code:02x}"
+            reason = "not authorized" if code == NOT_AUTHORIZED else f"reason code 0x{code:02x}"
             if topic not in self._reported_denials:
                 self._reported_denials.add(topic)
                 log.error(
                     "broker %s denied publishing to '%s' (%s): check its ACL for this node; "
-                    "those readings stay in the spool",
-                    self.url, topic, s.denied[topic],
+                    "those readings stay in the spool and are tried again",
+                    self.url, topic, reason,
                 )  # fmt: skip
+            if row_id:
+                s.refused.append(row_id)
             return
         if row_id:
-            s.acked.append(row_id)
+            s.taken.append((row_id, resent))
+
+    def _apply(self, s: _Session, spool: Spool) -> None:
+        """Write what this loop learnt to the spool: taken, refused, confirmed."""
+        if s.taken:
+            ids = [i for i, _ in s.taken]
+            if self.by_collector:
+                spool.mark_sent(ids)
+            else:
+                spool.delete(ids)
+                if any(resent for _, resent in s.taken):  # a re-send got through: try the older ones too
+                    spool.note_confirmed_sent(time.time())
+            s.taken = []
+        if s.refused:
+            spool.mark_sent(s.refused)  # not taken, but tried: the re-send rules apply
+            s.refused = []
+        if s.acks:
+            self._apply_acks(s, spool)
 
     def _publish_loop(self, client: MqttClient, s: _Session, spool: Spool) -> None:
         next_status = 0.0
         last_tick = time.monotonic()
+        window = self.cfg.max_inflight
         while True:
             now = time.monotonic()
             stopping = self._stop.is_set()
@@ -291,12 +420,14 @@ class Publisher:
             if self._wake.is_set():
                 self._wake.clear()
                 s.more = True
-            if s.more and len(s.inflight) < self.cfg.max_inflight:
+            if now >= s.next_check and not stopping:
+                s.next_check = now + min(RESCAN_S, self.cfg.confirm_timeout / 4)
+                self._check_confirmations(spool)
+                self._resend(client, s, spool)
+            if s.more and len(s.inflight) < window:
                 self._send_pending(client, s, spool)
-            rc = client.loop(IDLE_LOOP_S if not s.more or len(s.inflight) >= self.cfg.max_inflight else 0.01)
-            if s.acked:
-                spool.delete(s.acked)
-                s.acked = []
+            rc = client.loop(IDLE_LOOP_S if not s.more or len(s.inflight) >= window else 0.01)
+            self._apply(s, spool)
             if rc != 0:
                 self._report(
                     f"lost the connection to {self.url} ({s.lost or 'connection closed'}); spooling, retrying",
@@ -310,20 +441,79 @@ class Publisher:
                 self._goodbye(client, s)
                 return
 
-    def _send_pending(self, client: MqttClient, s: _Session, spool: Spool) -> None:
+    def _room(self, s: _Session) -> int:
         room = self.cfg.max_inflight - len(s.inflight)
         if self.cfg.replay_rate > 0:
             room = min(room, int(self._tokens))
-            if room <= 0:
-                return
-        rows = spool.pending(s.last_id, room)
+        return room
+
+    def _send_pending(self, client: MqttClient, s: _Session, spool: Spool) -> None:
+        """Waiting rows, oldest first, each once per connection."""
+        room = self._room(s)
+        if room <= 0:
+            return
+        rows = spool.unsent(s.last_id, room)
         s.more = len(rows) == room
+        busy = s.busy()
         for row in rows:
             s.last_id = row.id
-            if row.topic in s.denied:
-                continue
-            self._publish(client, s, row.topic, row.payload, row_id=row.id)
+            if row.id not in busy:
+                self._publish(client, s, row.topic, row.payload, row_id=row.id)
+                self._tokens -= 1
+
+    def _resend(self, client: MqttClient, s: _Session, spool: Spool) -> None:
+        """Sent rows no confirmation has covered in time (see the module docstring)."""
+        room = self._room(s)
+        if room <= 0:
+            return
+        busy = s.busy()
+        now, timeout = time.time(), self.cfg.confirm_timeout
+        if s.resend_all:  # `spool flush`: whatever the collector has not confirmed goes again, now
+            s.resend_all = False
+            rows = spool.overdue(now, 0.0, room + len(busy))
+        else:
+            rows = spool.overdue(now, timeout, room + len(busy), before=spool.confirmed_sent())
+            if not rows and time.monotonic() >= self._next_probe:
+                rows = spool.overdue(now, timeout, 1 + len(busy))  # nothing lost for sure: one probe
+                rows = [r for r in rows if r.id not in busy][:1]
+                if rows:
+                    self._next_probe = time.monotonic() + timeout
+        rows = [r for r in rows if r.id not in busy][:room]
+        for row in rows:
+            self._publish(client, s, row.topic, row.payload, row_id=row.id, resent=True)
             self._tokens -= 1
+        self._resent += len(rows)
+        if self._resent and time.monotonic() >= self._next_resend_note:
+            log.info(
+                "re-sent %d reading(s) %s %g s (same id: the collector keeps one)",
+                self._resent, "that no ack had covered within" if self.by_collector else "the broker had refused, after", timeout,
+            )  # fmt: skip
+            self._resent, self._next_resend_note = 0, time.monotonic() + timeout
+
+    def _check_confirmations(self, spool: Spool) -> None:
+        """Say so, once per episode, when a sent reading has waited past confirm_timeout."""
+        stats = spool.stats()
+        late = delivery_state(self.cfg.confirm, self.cfg.confirm_timeout, stats) == NOT_CONFIRMED
+        if late and not self.unconfirmed:
+            self.unconfirmed, self._status_due = True, True
+            if self.by_collector:
+                log.error(
+                    "%d reading(s) sent to %s are not confirmed by the collector after %.0f s (mqtt.confirm_timeout "
+                    "%g s): check that `netprobe collect` runs, that the broker's ACL lets this node publish its "
+                    "readings and read %s, and mqtt.topic. They stay in the spool and are sent again "
+                    "(mqtt.confirm = \"broker\" if no netprobe collector reads them)",
+                    stats.sent, self.url, stats.unconfirmed_s(), self.cfg.confirm_timeout,
+                    topics.ack_topic(self.settings.node, self.cfg.ack_topic),
+                )  # fmt: skip
+            else:
+                log.error(
+                    "%d reading(s) have not been taken by broker %s for %.0f s (see the denials above); "
+                    "they stay in the spool and are sent again",
+                    stats.sent, self.url, stats.unconfirmed_s(),
+                )  # fmt: skip
+        elif not late and self.unconfirmed:
+            self.unconfirmed, self._status_due = False, True
+            log.warning("readings are confirmed again; %d sent and waiting for it", stats.sent)
 
     def _refill_tokens(self, elapsed: float) -> None:
         rate = self.cfg.replay_rate
@@ -331,14 +521,22 @@ class Publisher:
             self._tokens = min(max(1.0, rate), self._tokens + elapsed * rate)
 
     def _publish(
-        self, client: MqttClient, s: _Session, topic: str, payload: bytes, *, row_id: int = 0, retain: bool = False
+        self,
+        client: MqttClient,
+        s: _Session,
+        topic: str,
+        payload: bytes,
+        *,
+        row_id: int = 0,
+        retain: bool = False,
+        resent: bool = False,
     ) -> None:
         mid = client.publish(topic, payload, qos=self.cfg.qos, retain=retain)
         if self.cfg.qos == 0:
             if row_id:
-                s.acked.append(row_id)
+                s.taken.append((row_id, resent))
             return
-        s.inflight[mid] = (row_id, topic)
+        s.inflight[mid] = (row_id, topic, resent)
 
     def _status(self, spool: Spool, state: str) -> bytes:
         return status_payload(state, self.settings, time.monotonic() - self.started_mono, spool)

@@ -124,8 +124,12 @@ def test_sd_notify_ready_status_and_watchdog_and_journald_priorities(agentd, tcp
 
 
 @pytest.mark.broker
-def test_spool_flush_delivers_the_backlog_and_spool_status_reports_it(broker, subscriber, tcp_listener, tmp_path):
+def test_spool_flush_delivers_the_backlog_and_spool_status_reports_it(
+    broker, subscriber, collector_proc, tcp_listener, tmp_path
+):
+    from agent.collector.store import open_store
     from tests.daemon.test_mqtt import prefill_spool
+    from tests.fixtures.collector import wait_until
 
     state = tmp_path / "state"
     prefill_spool(state, 50)
@@ -133,17 +137,25 @@ def test_spool_flush_delivers_the_backlog_and_spool_status_reports_it(broker, su
     cfg.write_text(agent_toml(state, tcp=tcp_listener.address, broker=broker.url))
     status = json.loads(netprobe("spool", "status", "--json", "-c", str(cfg)).stdout)
     assert status["rows"] == 50 and status["last_seq"] == {"test-node-1": 50}
+    assert (status["waiting"], status["sent"], status["confirmed"], status["delivery"]) == (50, 0, 0, "confirmed")
     human = netprobe("spool", "status", "-c", str(cfg)).stdout
     assert "waiting:  50 readings" in human and "seq 1)" in human
 
     sub = subscriber(broker, "netprobe/#")
+    db = str(tmp_path / "collector.db")
+    col = collector_proc(broker.url, {"path": db}, acks={"max_delay_s": 0.3, "min_gap_s": 0.2})
+    assert col.wait_log("subscribed to"), col.log()
     out = netprobe("spool", "flush", "-c", str(cfg), "--timeout", "20")
     assert out.returncode == 0, out.stderr
-    assert "delivered 50 readings" in out.stdout
-    assert sub.wait_for(lambda m: len(m) >= 50, 5)
-    assert [json.loads(p)["seq"] for _, p, _ in sub.snapshot()] == list(range(1, 51))
+    assert "delivered 50 readings (stored by the collector)" in out.stdout  # it waited for the collector's ack
+    assert sub.wait_for(lambda m: len([t for t, _, _ in m if t.endswith("/tcp")]) >= 50, 5)
+    assert [json.loads(p)["seq"] for t, p, _ in sub.snapshot() if t.endswith("/tcp")] == list(range(1, 51))
     assert not any(t.endswith("/status") for t, _, _ in sub.snapshot())  # flush does not pose as the node
-    assert json.loads(netprobe("spool", "status", "--json", "-c", str(cfg)).stdout)["rows"] == 0
+    store = open_store(path=db)
+    assert wait_until(lambda: store.count() == 50, 5)
+    store.close()
+    status = json.loads(netprobe("spool", "status", "--json", "-c", str(cfg)).stdout)
+    assert (status["rows"], status["confirmed"]) == (0, 50)
 
 
 def test_spool_flush_without_a_broker_says_so(tmp_path, tcp_listener):
