@@ -296,6 +296,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "Desa terjangkau dan gelap, per kecamatan",
     },
     "fleet.map": {"en": "Nodes on the map", "id": "Peta node"},
+    "optional.missing": {
+        "en": "Not installed: {module} ({enables}). To add it: {install}",
+        "id": "Belum terpasang: {module} ({enables}). Untuk menambahkannya: {install}",
+    },
+    "optional.scapy": {"en": "the path probe: traceroute, path MTU", "id": "probe jalur: traceroute, MTU jalur"},
+    "optional.speedtest": {"en": "the speedtest throughput backend", "id": "backend throughput speedtest"},
     # netprobe web (agent.collector.web) and the month report (agent.collector.report)
     "web.title": {"en": "Internet in {kabupaten}: live view", "id": "Internet di {kabupaten}: pantauan langsung"},
     "web.nav.overview": {"en": "Overview", "id": "Ringkasan"},

@@ -15,7 +15,7 @@ import json
 from collections.abc import Awaitable
 from typing import Callable, Optional
 
-from agent import i18n
+from agent import i18n, optional
 from agent.config import Config
 from agent.diagnose import verdicts
 from agent.diagnose.link import link_check
@@ -38,6 +38,7 @@ class Diagnosis:
     node: str
     readings: list[Reading]
     checks: list[Check]
+    missing: list[optional.Part] = dataclasses.field(default_factory=list)  # optional parts not installed
 
     @property
     def verdict(self) -> str:
@@ -53,6 +54,9 @@ class Diagnosis:
                 "verdict": self.verdict,
                 "node": self.node,
                 "checks": [c.to_dict() for c in self.checks],
+                "missing_parts": [
+                    {"module": p.module, "enables": p.enables, "install": p.install} for p in self.missing
+                ],
                 "readings": [r.to_dict() for r in self.readings],
             },
             ensure_ascii=False,
@@ -71,6 +75,10 @@ class Diagnosis:
         lines.append(t("verdict_line", lang, verdict=verdict))
         if self.verdict == verdicts.HEALTHY:
             lines.append(f"  {t('hint.healthy', lang)}")
+        for part in self.missing:
+            lines.append(
+                f"  {t('optional.missing', lang, module=part.module, enables=t(f'optional.{part.module}', lang), install=part.install)}"
+            )
         return "\n".join(lines)
 
 
@@ -92,4 +100,4 @@ async def diagnose(cfg: Config, options: Optional[DiagnoseOptions] = None) -> Di
         more_readings, more_checks = await later(cfg, readings, checks, options)
         readings += more_readings
         checks += more_checks
-    return Diagnosis(identity.node, readings, checks)
+    return Diagnosis(identity.node, readings, checks, optional.missing_parts())

@@ -25,10 +25,11 @@ import logging
 import sys
 from typing import Any, Optional
 
+from agent import optional
 from agent.net import iface
 from agent.net.hops import isp_hop
 from agent.probes.base import Probe, ProbeContext
-from agent.reading.model import BAD_TARGET, INTERNAL, TIMEOUT, FieldValue, Outcome, ProbeFailure
+from agent.reading.model import BAD_TARGET, INTERNAL, NOT_INSTALLED, TIMEOUT, FieldValue, Outcome, ProbeFailure
 from agent.schema import setting
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,9 @@ async def run_worker(request: dict[str, Any], limit_s: float) -> dict[str, Any]:
 
 
 async def run(target: str, options: Options, timeout: float, ctx: ProbeContext) -> Outcome:
+    why = optional.missing_message(optional.SCAPY)
+    if why:  # the lean install leaves scapy out: say what to add, before any packet or child
+        return Outcome.failed(NOT_INSTALLED, why)
     address, _ = await iface.resolve(target, 3.0)
     if ":" in address:
         raise ProbeFailure(BAD_TARGET, "the path probe traces IPv4 targets only")

@@ -33,6 +33,7 @@ HTTP_ERROR = "http_error"
 PROTOCOL_ERROR = "protocol_error"
 BAD_TARGET = "bad_target"
 SKIPPED = "skipped"
+NOT_INSTALLED = "not_installed"  # an optional part the probe needs is not installed
 INTERNAL = "internal"
 
 

@@ -16,7 +16,8 @@ import time
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from agent.reading.model import BAD_TARGET, INTERNAL, UNREACHABLE, ProbeFailure
+from agent import optional
+from agent.reading.model import BAD_TARGET, INTERNAL, NOT_INSTALLED, UNREACHABLE, ProbeFailure
 from agent.throughput.echoping import ServerRtt
 from agent.throughput.result import Phase
 
@@ -71,6 +72,9 @@ def server_entries(urls: tuple[str, ...]) -> list[dict[str, Any]]:
 
 
 def open_session(p: ServerChoice, timeout: float) -> Any:
+    why = optional.missing_message(optional.SPEEDTEST)
+    if why:
+        raise ProbeFailure(NOT_INSTALLED, why)
     import speedtest as st
 
     if p.urls:

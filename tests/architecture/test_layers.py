@@ -18,7 +18,7 @@ AGENT = Path(__file__).resolve().parents[2] / "agent"
 
 # Bottom to top. A module belongs to the first prefix that matches it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("agent", "agent.clock", "agent.stats", "agent.schema", "agent.i18n", "agent.reading"),
+    ("agent", "agent.clock", "agent.stats", "agent.schema", "agent.i18n", "agent.reading", "agent.optional"),
     ("agent.net",),
     ("agent.linktype", "agent.throughput"),
     ("agent.probes",),
