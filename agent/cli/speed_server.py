@@ -17,8 +17,20 @@ from agent.throughput.server import DEFAULT_PORT, MIB, Limits, SpeedServer, pars
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", metavar="HOST:PORT", help="where to listen")
     p.add_argument("--max-clients", type=int, default=Limits.max_clients, help="more get HTTP 503")
+    p.add_argument(
+        "--max-per-address",
+        type=int,
+        default=Limits.max_per_address,
+        help="connections from one address (IPv6: one /64); more get HTTP 429",
+    )
     p.add_argument("--max-request-mb", type=float, default=Limits.max_request_bytes / MIB, help="per request (MiB)")
     p.add_argument("--timeout", type=float, default=Limits.stall_timeout_s, help="seconds without progress")
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=Limits.idle_timeout_s,
+        help="seconds a connection may wait before or between requests",
+    )
     p.add_argument("--head-timeout", type=float, default=Limits.head_timeout_s, help="seconds for a whole request head")
     p.add_argument(
         "--token-file",
@@ -56,16 +68,20 @@ def main(args: argparse.Namespace) -> int:
         host, port = parse_listen(args.listen)
     except ValueError as exc:
         return fail(str(exc), EX_USAGE)
-    if min(args.max_clients, args.max_request_mb, args.timeout, args.head_timeout) <= 0:
-        return fail("--max-clients, --max-request-mb, --timeout and --head-timeout must be positive", EX_USAGE)
+    numbers = ("max_clients", "max_per_address", "max_request_mb", "timeout", "idle_timeout", "head_timeout")
+    bad = [f"--{name.replace('_', '-')}" for name in numbers if not getattr(args, name) > 0]
+    if bad:
+        return fail(f"{', '.join(bad)} must be positive", EX_USAGE)
     try:
         token = read_token(args.token_file)
     except OSError as exc:
         return fail(f"cannot read token file: {exc.strerror}", EX_USAGE)
     limits = Limits(
         max_clients=args.max_clients,
+        max_per_address=args.max_per_address,
         max_request_bytes=int(args.max_request_mb * MIB),
         stall_timeout_s=args.timeout,
+        idle_timeout_s=args.idle_timeout,
         head_timeout_s=args.head_timeout,
         token=token,
     )

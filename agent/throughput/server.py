@@ -8,10 +8,17 @@ use it too, and the legacy Ookla paths (`/speedtest/random{N}x{N}.jpg`,
 pointed at it.
 
 Download data comes from one random buffer made at start and served at
-rotating offsets: incompressible, and no `os.urandom` per request. A public
-instance is bounded: a client limit (503 beyond it), a size limit per request
-(413), a deadline for the request head (a slowloris client is dropped), a
-stall timeout on every read and write, and an optional shared token.
+rotating offsets: incompressible, and no `os.urandom` per request.
+
+A public instance must not be held by a few idle or hostile clients, so every
+connection is bounded: a client limit (503 beyond it) and a share per source
+address (429 beyond it; an IPv6 client counts by its /64), an idle timeout
+before and between requests, a deadline for the whole request head (a
+slowloris client is cut however slowly it dribbles), a stall timeout on every
+read and write, a size limit per request (413, before a byte moves), and an
+optional shared token asked on every request but a CORS preflight, which is
+answered and closed. Every number in a query or a header is ASCII digits
+(`httphead.parse_number`); anything else is a 400.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -35,7 +43,7 @@ POOL_BYTES = 4 * MIB
 STRIDE = 1_048_573  # a prime step between chunk offsets, so consecutive chunks differ
 MAX_HEAD_BYTES = 16 * 1024
 DEFAULT_PORT = 8989
-LEGACY_JPG = re.compile(r"^/speedtest/random(\d{2,4})x\1\.jpg$")
+LEGACY_JPG = re.compile(r"^/speedtest/random([0-9]{2,4})x\1\.jpg$")  # [0-9]: \d takes other scripts' digits
 CORS = (
     "Access-Control-Allow-Origin: *\r\n"
     "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
@@ -52,6 +60,7 @@ REASONS = {
     408: "Request Timeout",
     411: "Length Required",
     413: "Content Too Large",
+    429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     503: "Service Unavailable",
 }
@@ -60,7 +69,11 @@ REASONS = {
 @dataclasses.dataclass(frozen=True)
 class Limits:
     max_clients: int = 32
+    # Connections from one address (an IPv6 /64): a test holds its streams and a ping connection
+    # (4 + 1 by default), twice over for a moment while one phase's close and the next's open.
+    max_per_address: int = 10
     max_request_bytes: int = 256 * MIB  # one download (ckSize x 1 MiB) or one upload body
+    idle_timeout_s: float = 5.0  # for the first byte of a request, the first one or the next one
     head_timeout_s: float = 10.0  # the whole request head, however slowly it trickles in
     stall_timeout_s: float = 15.0  # no progress on a read or write for this long: dropped
     request_timeout_s: float = 300.0  # one request's body, start to end
@@ -71,7 +84,10 @@ class Limits:
 class Stats:
     connections: int = 0
     refused_busy: int = 0
+    refused_per_address: int = 0
+    dropped_idle: int = 0
     dropped_slow: int = 0
+    bad_requests: int = 0
     requests: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
@@ -115,6 +131,21 @@ def canonical_path(path: str) -> str:
     return path
 
 
+def address_key(peer: object) -> str:
+    """Whose share a connection counts against: its IPv4 address, or its IPv6 /64, since one
+    host can take any address of its /64."""
+    host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+    try:
+        ip = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def legacy_jpg_size(n: int) -> int:
     """speedtest.net's random{N}x{N}.jpg files weigh about two bytes per pixel."""
     return 2 * n * n
@@ -125,6 +156,7 @@ class SpeedServer:
         self.limits = limits
         self.stats = Stats()
         self.active = 0
+        self.per_address: dict[str, int] = {}
         buf = pool if pool is not None else os.urandom(POOL_BYTES)
         # The pool plus a copy of its first MiB, so any offset yields a whole MiB without wrapping.
         self.pool = memoryview(buf + buf[:MIB])
@@ -153,12 +185,19 @@ class SpeedServer:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.connections += 1
         peer = writer.get_extra_info("peername")
+        key = address_key(peer)
+        if self.per_address.get(key, 0) >= self.limits.max_per_address:
+            self.stats.refused_per_address += 1
+            writer.write(self.head(429, 0, keep_alive=False, extra="Retry-After: 10\r\n"))
+            await self.finish(writer)
+            return
         if self.active >= self.limits.max_clients:
             self.stats.refused_busy += 1
             writer.write(self.head(503, 0, keep_alive=False, extra="Retry-After: 60\r\n"))
             await self.finish(writer)
             return
         self.active += 1
+        self.per_address[key] = self.per_address.get(key, 0) + 1
         self.writers.add(writer)
         writer.transport.set_write_buffer_limits(high=4 * MIB)
         try:
@@ -166,12 +205,17 @@ class SpeedServer:
                 pass
         except Drop as exc:
             log.debug("dropping %s: %s", peer, exc)
+            if exc.status == 400:
+                self.stats.bad_requests += 1
             if exc.status is not None:
                 writer.write(self.head(exc.status, 0, keep_alive=False))
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass  # the client went, or the server is shutting down
         finally:
             self.active -= 1
+            self.per_address[key] -= 1
+            if not self.per_address[key]:
+                del self.per_address[key]
             self.writers.discard(writer)
             await self.finish(writer)
 
@@ -183,10 +227,13 @@ class SpeedServer:
             pass
 
     async def read_head(self, reader: asyncio.StreamReader) -> Optional[bytes]:
+        """The next request head, or None when the client closed or sent nothing for the idle
+        timeout. From its first byte the whole head must come within the head deadline."""
         try:
-            first = await asyncio.wait_for(reader.read(1), self.limits.stall_timeout_s)
+            first = await asyncio.wait_for(reader.read(1), self.limits.idle_timeout_s)
         except asyncio.TimeoutError:
-            return None  # an idle keep-alive connection: closed quietly
+            self.stats.dropped_idle += 1
+            return None  # idle before or between requests: closed quietly, its slot freed
         if not first:
             return None
         try:
@@ -204,10 +251,15 @@ class SpeedServer:
             return False
         req = parse_head(head)
         self.stats.requests += 1
-        self.check_token(req)
         if req.method == "OPTIONS":
-            writer.write(self.head(204, 0, req.keep_alive))
-        elif req.path == "/garbage" and req.method == "GET":
+            # A CORS preflight carries no token (browsers send none with it), so it is answered
+            # without one and the connection closes: it never holds a slot. The page's real
+            # request comes on a new connection, with the token.
+            writer.write(self.head(204, 0, False, "Access-Control-Max-Age: 600\r\n"))
+            await self.drain(writer)
+            return False
+        self.check_token(req)
+        if req.path == "/garbage" and req.method == "GET":
             await self.send_garbage(writer, req)
         elif req.path in ("/empty", "/speedtest/upload.php") and req.method in ("GET", "POST"):
             size = await self.discard_body(reader, req) if req.method == "POST" else 0
@@ -230,8 +282,9 @@ class SpeedServer:
         return req.keep_alive
 
     def check_token(self, req: Request) -> None:
+        """Before any work, on every path (an unknown one too, so a prober learns nothing)."""
         token = self.limits.token
-        if not token or req.method == "OPTIONS":
+        if not token:
             return
         auth = req.headers.get("authorization", "")
         given = auth[7:] if auth.lower().startswith("bearer ") else (req.query.get("token") or [""])[0]
@@ -240,9 +293,13 @@ class SpeedServer:
 
     async def send_garbage(self, writer: asyncio.StreamWriter, req: Request) -> None:
         raw = (req.query.get("ckSize") or ["4"])[0]
-        if not raw.isdigit() or int(raw) < 1:
-            raise Drop(400, f"bad ckSize {raw[:20]!r}")
-        await self.send_random(writer, req, int(raw) * MIB, "application/octet-stream")
+        try:
+            chunks = httphead.parse_number(raw, "ckSize")
+        except ValueError as exc:
+            raise Drop(400, str(exc)) from None
+        if chunks < 1:
+            raise Drop(400, "ckSize 0")
+        await self.send_random(writer, req, chunks * MIB, "application/octet-stream")
 
     async def send_random(self, writer: asyncio.StreamWriter, req: Request, size: int, ctype: str) -> None:
         if size > self.limits.max_request_bytes:
@@ -265,10 +322,9 @@ class SpeedServer:
             raise Drop(None, "client stopped reading") from None
 
     async def discard_body(self, reader: asyncio.StreamReader, req: Request) -> int:
-        length = req.headers.get("content-length", "")
-        if not length.isdigit():
+        size = httphead.content_length(req.headers)  # checked when the head was parsed
+        if size is None:
             raise Drop(411, "upload without Content-Length")
-        size = int(length)
         if size > self.limits.max_request_bytes:
             raise Drop(413, f"{size} bytes offered")
         loop = asyncio.get_running_loop()
