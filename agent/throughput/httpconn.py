@@ -100,6 +100,8 @@ class Connection:
             raise ProbeFailure(TIMEOUT, f"no answer within {timeout:g} s") from None
         except asyncio.IncompleteReadError:
             raise ProbeFailure(PROTOCOL_ERROR, "the server closed the connection without answering") from None
+        except ConnectionError:
+            raise ProbeFailure(PROTOCOL_ERROR, "the server reset the connection without answering") from None
         except asyncio.LimitOverrunError:
             raise ProbeFailure(PROTOCOL_ERROR, "response head too large") from None
         status, headers = parse_response(head)
@@ -168,5 +170,9 @@ class Connection:
 def expect_ok(status: int, what: str) -> None:
     if status == 403:
         raise ProbeFailure(HTTP_ERROR, f"{what}: HTTP 403 (the server wants a token)")
+    if status == 429:
+        raise ProbeFailure(HTTP_ERROR, f"{what}: HTTP 429 (the server takes no more connections from this address)")
+    if status == 503:
+        raise ProbeFailure(HTTP_ERROR, f"{what}: HTTP 503 (the server is busy)")
     if status != 200:
         raise ProbeFailure(HTTP_ERROR, f"{what}: HTTP {status}")

@@ -116,7 +116,7 @@ class Client:
                 if status == 200:
                     self.ep = candidate
                     return conn
-                if status == 403:
+                if status in (403, 429, 503):  # it is a server, and it says no: say why
                     expect_ok(status, f"{self.ep}")
         raise ProbeFailure(HTTP_ERROR, f"{self.ep} does not answer as a LibreSpeed server (no /empty)")
 
