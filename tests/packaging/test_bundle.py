@@ -231,6 +231,8 @@ def test_default_install_downloads_under_2_mb_where_python3_is_present(archive_r
         "+ speedtest-cli": (len(speedtest), sum(speedtest.values())),
     }
     print("\namd64 downloads: " + "; ".join(f"{k}: {n} packages, {b / 1e6:.2f} MB" for k, (n, b) in figures.items()))
+    print("with python3: " + ", ".join(f"{k} {v / 1e3:.0f} kB" for k, v in sorted(lean.items())))
+    print("+ python3-scapy: " + ", ".join(sorted(scapy)) + "; + speedtest-cli: " + ", ".join(sorted(speedtest)))
     assert PKG in lean and not set(OPTIONAL) & set(lean), lean
     assert sum(lean.values()) < LEAN_LIMIT, lean
     assert "python3-scapy" in scapy and "speedtest-cli" in speedtest
