@@ -123,6 +123,33 @@ def test_a_link_flapping_six_times_in_ten_minutes_is_one_incident() -> None:
     assert [e for e, _ in sim.told()] == ["open", "resolved"]
 
 
+def test_loss_seen_in_the_good_moments_of_a_flapping_link_belongs_to_its_dark_incident() -> None:
+    sim = Sim(every=20.0)  # three readings per interval: an interval can be half up, half down
+    sim.add("n1")
+    sim.run(20 * MIN)
+    for _ in range(8):
+        sim.set("n1", "uplink")
+        sim.run(70)
+        sim.set("n1", "up")
+        sim.run(40)
+    sim.run(15 * MIN)
+    dark = one(sim, "n1")
+    lossy = sim.incidents("n1", C.DEGRADED)
+    assert lossy and all(i.parent == dark.id for i in lossy)  # recorded, and the dark incident speaks for it
+    assert sim.told() == [("open", C.UPLINK), ("resolved", C.UPLINK)]  # the short replays said why early
+
+
+def test_a_public_target_that_never_answers_while_others_do_is_left_out() -> None:
+    sim = Sim()
+    sim.add("n1")
+    blocked = sim.nodes["n1"]
+    sim.run(10 * MIN)
+    for _ in range(30):  # 8.8.8.8 is firewalled at this desa: every reading of it fails
+        sim.deliver("n1", "icmp", "9.9.9.9", False, {"sent": 5, "received": 0, "loss_pct": 100.0}, error="timeout")
+        sim.run(MIN)
+    assert sim.incidents("n1") == [] and blocked.state == "up"
+
+
 def test_one_bad_interval_opens_nothing() -> None:
     sim = Sim()
     sim.add("n1")

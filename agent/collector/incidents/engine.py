@@ -252,6 +252,7 @@ class NodeState:
         self.base = base
         self.flags = bytearray()
         self.npub = bytearray()  # public path readings
+        self.nok = bytearray()  # ...that answered
         self.lsum = array("H")  # their loss_pct, summed
         self.nrtt = bytearray()  # answered public readings with an RTT
         self.nslow = bytearray()  # ...above the link type's limit
@@ -262,6 +263,8 @@ class NodeState:
         self.seen_dark: list[list[int]] = []  # intervals after its last Reading while it was offline or silent
         self.epochs: list[Epoch] = []
         self.link_type = fleet.UNKNOWN_LINK
+        self.answered: dict[str, int] = {}  # public target -> the last interval it answered in
+        self.blocked: set[str] = set()  # targets that failed while another answered, until they answer
         self.primary_link = ""
         self.isp_hop = ""
         self.groups: tuple[str, ...] = ()
@@ -285,6 +288,7 @@ class NodeState:
             more = k - size + 1
             self.flags.extend(bytes(more))
             self.npub.extend(bytes(more))
+            self.nok.extend(bytes(more))
             self.nrtt.extend(bytes(more))
             self.nslow.extend(bytes(more))
             self.lsum.extend(array("H", bytes(2 * more)))
@@ -294,6 +298,7 @@ class NodeState:
     def _grow_left(self, n: int) -> None:
         self.flags[:0] = bytes(n)
         self.npub[:0] = bytes(n)
+        self.nok[:0] = bytes(n)
         self.nrtt[:0] = bytes(n)
         self.nslow[:0] = bytes(n)
         self.lsum[:0] = array("H", bytes(2 * n))
@@ -306,7 +311,7 @@ class NodeState:
         k = upto - self.base
         if k <= 0:
             return
-        for arr in (self.flags, self.npub, self.nrtt, self.nslow, self.lsum, self.rsum):
+        for arr in (self.flags, self.npub, self.nok, self.nrtt, self.nslow, self.lsum, self.rsum):
             del arr[:k]
         self.base = upto
         if self.last < upto:
@@ -387,26 +392,42 @@ class Engine:
             if o.target == "gateway":
                 flags |= GW_OK if answered == fleet.UPLINK_OK else GW_FAIL
             else:
-                if answered == fleet.UPLINK_OK:
+                ok = answered == fleet.UPLINK_OK
+                if ok:
                     flags |= PUB_OK
+                    st.blocked.discard(o.target)
+                    if len(st.answered) < 16 or o.target in st.answered:
+                        st.answered[o.target] = max(s, st.answered.get(o.target, s))
                     rtt = fields.get("rtt_p50_ms", fields.get("connect_p50_ms"))
                     if isinstance(rtt, (int, float)) and not isinstance(rtt, bool) and st.nrtt[k] < 255:
                         st.nrtt[k] += 1
                         st.rsum[k] += rtt
                         if rtt > self.s.latency_limit(st.link_type):
                             st.nslow[k] += 1
+                elif o.target in st.blocked or self._others_answered(st, o.target, s):
+                    st.blocked.add(o.target)  # a blocked target (a firewall, a dead resolver) says nothing
+                    return self._touch(st, k, s, o, flags)
                 else:
                     flags |= PUB_FAIL
                 if st.npub[k] < 255:
                     loss = fields.get("loss_pct")
                     if not isinstance(loss, (int, float)) or isinstance(loss, bool):
-                        loss = 0.0 if answered == fleet.UPLINK_OK else 100.0
+                        loss = 0.0 if ok else 100.0
                     st.npub[k] += 1
+                    st.nok[k] += ok
                     st.lsum[k] = min(65535, st.lsum[k] + round(min(100.0, max(0.0, loss))))
         elif m == "link":
             self._learn_link(st, fields, o.ts)
         elif m == "throughput":
             self._throughput(st, o)
+        self._touch(st, k, s, o, flags)
+
+    @staticmethod
+    def _others_answered(st: NodeState, target: str, s: int) -> bool:
+        return st.answered.get(target) != s and any(v == s for t, v in st.answered.items() if t != target)
+
+    def _touch(self, st: NodeState, k: int, s: int, o: Obs, flags: int) -> None:
+        """What every Reading says: the node took one then, in this boot, with this clock."""
         st.flags[k] |= flags
         if s > st.last:
             st.last = s
@@ -569,6 +590,22 @@ class Engine:
             self._reconcile(st, family, [(ep.start, ep.end, family, _evidence(family, ep.evidence))], now, dark_now)
             if ep.end is not None:
                 del st.episodes[family]  # recorded; a new episode may begin
+        self._absorb(st)
+
+    def _absorb(self, st: NodeState) -> None:
+        """Loss and latency that overlap a dark period are that period seen from its good moments (a
+        flapping link): the dark incident speaks for them, so they are kept but never told."""
+        dark = [i for i in st.incidents if i.kind == C.DARK]
+        for inc in st.incidents:
+            if inc.cause not in (C.LOSS, C.LATENCY) or inc.parent or inc.told:
+                continue
+            end = inc.end if inc.end is not None else float("inf")
+            over = next(
+                (d for d in dark if d.start <= end and (d.end if d.end is not None else end) >= inc.start), None
+            )
+            if over is not None:
+                inc.parent = over.id
+                self._changed[inc.id] = inc
 
     def _run(self, st: NodeState, now: float, tail_bad: bool) -> tuple[Machine, Machine, Machine, list[Gap]]:
         """The three interval rules over the node's intervals from its clean point, then the tail."""
@@ -581,7 +618,7 @@ class Engine:
         if tail_bad and now_slot > st.last >= 0:
             _mark(st.seen_dark, st.last + 1, now_slot)
         base, last, flags = st.base, st.last, st.flags
-        npub, lsum, nrtt, nslow = st.npub, st.lsum, st.nrtt, st.nslow
+        npub, nok, lsum, nrtt, nslow = st.npub, st.nok, st.lsum, st.nrtt, st.nslow
         loss_limit, gap_slots = s.loss_pct, s.gap_s / self.slot
         gaps: list[Gap] = []
         prev = next((j for j in range(start - 1, base - 1, -1) if flags[j - base] & ANY), None)
@@ -590,11 +627,13 @@ class Engine:
         while i <= last:
             f = flags[i - base]
             if f & ANY:
+                j = i - base
                 code = DARK_CODE[f & 31]
+                if code == C.GOOD and nok[j] * 2 < npub[j]:
+                    code = DARK_CODE[f & 31 & ~PUB_OK]  # its targets answered less than half the time
                 if code != C.NEUTRAL:
                     dark.step(i, code)
                     if code == C.GOOD:
-                        j = i - base
                         if npub[j]:
                             loss.step(i, C.BAD if lsum[j] >= loss_limit * npub[j] else C.GOOD)
                         if nrtt[j]:
@@ -743,7 +782,10 @@ class Engine:
         """The first of K good intervals in a row from `since` on, if the node has them."""
         run, first = 0, None
         for i in range(max(since, st.base), st.last + 1):
-            code = DARK_CODE[st.flags[i - st.base] & 31]
+            j = i - st.base
+            code = DARK_CODE[st.flags[j] & 31]
+            if code == C.GOOD and st.nok[j] * 2 < st.npub[j]:
+                code = C.BAD
             if code == C.GOOD:
                 first = i if not run else first
                 run += 1
