@@ -28,6 +28,8 @@ from agent.reading.model import FieldValue
 
 log = logging.getLogger(__name__)
 
+WATCH_MIN_GAP_S = 1.0  # the least time between runs a probe's watcher may ask for
+
 # Runs a target once; returns the run's fields (a probe's own schedule may depend on them) or None.
 RunTarget = Callable[[TargetConfig], Awaitable[Optional[Mapping[str, FieldValue]]]]
 
@@ -130,16 +132,38 @@ class Scheduler:
             return max(0.0, float(probe.next_interval(target.options, target.interval, last, self.ctx, self.rng)))
         return jittered(target.interval, self.jitter, self.rng)
 
+    async def _wait(
+        self, target: TargetConfig, probe: Probe, next_at: float, last: Optional[Mapping[str, FieldValue]]
+    ) -> None:
+        """Until `next_at`, or earlier when the probe's own watcher says so (e.g. a new uplink)."""
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, next_at - loop.time())
+        if probe.watch is None or delay <= 0:
+            await asyncio.sleep(delay)
+            return
+        began = loop.time()
+        try:
+            await asyncio.wait_for(probe.watch(target.target, target.options, last, self.ctx), delay)
+        except asyncio.TimeoutError:
+            return
+        except Exception:  # a broken watcher must not end the schedule: fall back to the plain wait
+            log.exception("the watcher of %s failed", target.label)
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            return
+        # a watcher that keeps firing must not turn the schedule into a busy loop
+        await asyncio.sleep(max(0.0, WATCH_MIN_GAP_S - (loop.time() - began)))
+
     async def _loop(self, target: TargetConfig) -> None:
         probe = self.probe_of(target)
         loop = asyncio.get_running_loop()
         next_at = loop.time() + first_delay(target.interval, self.splay, self.rng)
         assert self.gate is not None
+        last: Optional[Mapping[str, FieldValue]] = None
         while True:
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            await self._wait(target, probe, next_at, last)
             started = loop.time()
             gate = self.gate.heavy() if probe.heavy else self.gate.light()
-            last: Optional[Mapping[str, FieldValue]] = None
+            last = None
             try:
                 async with gate:
                     last = await self.run(target)

@@ -50,6 +50,12 @@ class LinktypeConfig:
     dish: str = setting("192.168.100.1:9200", help='Starlink dish gRPC address; "" skips the check')
     asn: int = setting(0, min=0, help="this node's operator AS number, when known (0: unknown)")
     confirm_s: float = setting(900.0, min=60.0, help="re-check this soon after the verdict changed")
+    watch_s: float = setting(
+        30.0,
+        min=0.0,
+        help="between looks, check the default route this often (and the ISP hop every 10th time); "
+        "a new uplink is looked at and published at once; 0: off",
+    )
     operators: list[OperatorConfig] = setting(
         factory=lambda: list(DEFAULT_OPERATORS), help="operators whose prefixes/ASNs name the link"
     )

@@ -36,6 +36,10 @@ Runner = Callable[[str, Any, float, ProbeContext], Awaitable[Outcome]]
 # A probe's own schedule: (its options, the target's interval, the last run's fields or None,
 # the context, a random source) -> seconds until the next run.
 NextInterval = Callable[[Any, float, Optional[Mapping[str, FieldValue]], ProbeContext, random.Random], float]
+# A probe's own early wake-up: (its target, options, the last run's fields or None, the context) -> an
+# awaitable that returns when the probe should run before its next scheduled time (e.g. the
+# uplink changed). It runs between runs, outside the heavy gate, so it must be cheap.
+Watch = Callable[[str, Any, Optional[Mapping[str, FieldValue]], ProbeContext], Awaitable[object]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,3 +53,4 @@ class Probe:
     heavy: bool = False  # heavy probes never run at the same time (the daemon's heavy lock)
     # Optional own schedule, e.g. randomized exponential gaps for throughput tests. None: the interval.
     next_interval: Optional[NextInterval] = None
+    watch: Optional[Watch] = None  # optional early wake-up between runs (the link probe's uplink watcher)
