@@ -139,6 +139,17 @@ def test_a_node_that_comes_back_with_a_new_boot_id_was_a_power_cut(bed: Bed) -> 
     assert told(bed, inc.id) == ONE_OPEN_ONE_RESOLVED
 
 
+def test_an_agent_restarted_in_the_same_boot_was_the_agent_not_the_power(bed: Bed) -> None:
+    quiet(bed)
+    t0 = time.time()
+    bed.kill_agent(1)
+    time.sleep(12)
+    bed.start_agent(1)  # the same boot id, and CLOCK_BOOTTIME ran on
+    inc = closed(bed, t0, lambda i: i.node == NODES[1])
+    assert inc.cause == "agent", inc.evidence
+    assert told(bed, inc.id) == ONE_OPEN_ONE_RESOLVED
+
+
 def test_a_cut_shared_upstream_is_one_upstream_incident_listing_the_three_desa(bed: Bed) -> None:
     quiet(bed)
     t0 = time.time()
