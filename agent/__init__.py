@@ -1,3 +1,3 @@
 """netprobe: a network-probe agent for village access nodes."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

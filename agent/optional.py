@@ -1,7 +1,7 @@
 """The agent's optional parts: what each adds, and the one lean command that installs it.
 
 The default install leaves them out (on a metered link, python3-scapy with apt's
-Recommends pulls in 80 MB). A probe that needs a missing part fails with code
+Recommends pulls in 188 MB). A probe that needs a missing part fails with code
 `not_installed` and this command; `netprobe diagnose` lists what is missing.
 Finding a part never imports it: `find_spec` only looks on the path.
 """

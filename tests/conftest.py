@@ -21,6 +21,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "pg_dsn": ("postgres",),
     "deb_installed": ("root",),
     "netprobe_deb": ("root",),
+    "root_for": ("root",),
     "mosquitto": ("broker",),
     "broker": ("broker",),
 }

@@ -22,6 +22,7 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import os
 import sys
 from typing import Any, Optional
 
@@ -106,6 +107,9 @@ def outcome_of(result: dict[str, Any], mode: str, gateway: Optional[str]) -> Out
 
 async def run_worker(request: dict[str, Any], limit_s: float) -> dict[str, Any]:
     """The scapy child: JSON in on argv, JSON out on stdout; killed if it overstays."""
+    # The child finds this very `agent` package, wherever it is installed (/usr/lib/netprobe on a node).
+    home = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [home, os.environ.get("PYTHONPATH")])))
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -113,6 +117,7 @@ async def run_worker(request: dict[str, Any], limit_s: float) -> dict[str, Any]:
         json.dumps(request),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), limit_s)
@@ -125,11 +130,13 @@ async def run_worker(request: dict[str, Any], limit_s: float) -> dict[str, Any]:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         raise
+    tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {proc.returncode}, no output"]
     try:
         result = dict(json.loads(out.decode() or "{}"))
     except ValueError:
-        tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise ProbeFailure(INTERNAL, f"path worker failed: {tail[0]}") from None
+    if proc.returncode != 0 and not result.get("error"):  # it died: not "no hop answered"
+        raise ProbeFailure(INTERNAL, f"path worker failed: {tail[0]}")
     error = result.get("error")
     if error:
         raise ProbeFailure(str(error.get("code", INTERNAL)), str(error.get("message", "path worker failed")))
