@@ -81,8 +81,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "lompatan RTT 15 detik {step_ms} ms dekat :12 (jam belum sinkron; skor {score})",
     },
     "link.ev.steps_off_phase": {
-        "en": "15-s RTT steps of {step_ms} ms at phase {phase_s} s (clock not synced; score {score})",
-        "id": "lompatan RTT 15 detik {step_ms} ms pada fase {phase_s} detik (jam belum sinkron; skor {score})",
+        "en": "15-s RTT steps of {step_ms} ms at phase {phase_s} s, not Starlink's :12 (clock synced)",
+        "id": "lompatan RTT 15 detik {step_ms} ms pada fase {phase_s} detik, bukan :12 Starlink (jam sinkron)",
+    },
+    "link.ev.leo_period": {
+        "en": "RTT steps of {step_ms} ms every 15 s, found without the clock ({boundaries} boundaries)",
+        "id": "lompatan RTT {step_ms} ms tiap 15 detik, ditemukan tanpa jam ({boundaries} batas)",
+    },
+    "link.ev.leo_phase": {
+        "en": "the steps fall at UTC :12/:27/:42/:57 (clock synced)",
+        "id": "lompatan jatuh pada UTC :12/:27/:42/:57 (jam sinkron)",
+    },
+    "link.ev.cgnat_hop": {
+        "en": "carrier-grade NAT hop {hop}: a mobile core?",
+        "id": "hop NAT operator {hop}: inti jaringan seluler?",
     },
     "link.ev.loss_at_boundaries": {
         "en": "{losses} losses, {share} of them at the 15-s boundaries",

@@ -435,3 +435,20 @@ def test_a_vsat_capacity_request_delay_is_not_taken_for_a_radio_waking():
     obs, _ = simulate(GEO, seed=106, duration_s=60, load=False)
     verdict = classify(busy(obs, (trial(400.0), trial(380.0))))  # DAMA: the first packet waits a request cycle
     assert verdict.link_type == GEO and verdict.backhaul == "geo"
+
+
+def test_every_rule_the_classifier_emits_reads_in_english_and_indonesian():
+    from agent.i18n import MESSAGES, text
+    from tests import linksim_heldout
+
+    seen: dict = {}
+    for kind in (FIBER, GEO, LEO, CELLULAR, OTHER):
+        for seed in range(8):
+            for sim in (simulate, linksim_heldout.simulate):
+                obs, _ = sim(kind, seed, duration_s=180)
+                for e in classify(obs).evidence:
+                    seen.setdefault(e.rule, e.params)
+    assert {"leo_period", "idle_promotion", "geo_floor"} <= set(seen)
+    for rule, params in seen.items():
+        assert f"link.ev.{rule}" in MESSAGES, rule
+        assert text(f"link.ev.{rule}", "en", **params) != text(f"link.ev.{rule}", "id", **params) or rule == "operator"
