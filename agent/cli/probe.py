@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 
 from agent import probes
 from agent.cli.common import err, load_config_quietly
@@ -73,7 +74,10 @@ def main(args: argparse.Namespace) -> int:
             err(f"{args.kind}: option {p}")
         return EX_USAGE
     cfg = load_config_quietly()
-    reading = asyncio.run(run_target(target, identity_of(cfg)))
+    # The config's sections ([linktype] operators, ...) apply; its state (ledger, remembered verdict)
+    # stays the daemon's: an ad-hoc run neither reads nor changes it.
+    ctx = dataclasses.replace(cfg.probe_context(interactive=True), state_dir="")
+    reading = asyncio.run(run_target(target, identity_of(cfg), ctx))
     print(reading.to_json() if args.json else format_reading(reading))
     if reading.ok or reading.error is None:
         return EX_OK
