@@ -266,6 +266,7 @@ def test_the_rollup_built_bit_by_bit_with_late_readings_equals_one_built_at_once
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_postgresql_serves_the_same_views_as_sqlite(pg_dsn: str, tmp_path: Path) -> None:
     from tests.fixtures.collector import split_pg
 

@@ -360,7 +360,7 @@ class App:
     def _kecamatan(
         self, store: Store, name: str, now: float, lang: str, path: str, params: dict[str, str], as_json: bool
     ) -> Response:
-        fleet = views.snapshot(store, self.cfg, now, kecamatan=name)
+        fleet = views.snapshot(store, self.cfg, now, kecamatan=name, with_sites=as_json)
         if not fleet.views:
             return self._error(
                 404, text("web.error.no_kecamatan", lang, kecamatan=name), lang, path, params, as_json=as_json
@@ -412,7 +412,7 @@ class App:
     ) -> Response:
         what = parts[0]
         if what == "overview" and len(parts) == 1:
-            fleet = views.snapshot(store, self.cfg, now)
+            fleet = views.snapshot(store, self.cfg, now, with_sites=True)
             data = api.overview(fleet, self.month.nodes, self.month.kecamatan, incidents.open_incidents(store))
             return Response(200, api.dumps(data), JSON)
         if what == "kecamatan" and len(parts) == 2 and 0 < len(parts[1]) <= MAX_NAME:

@@ -56,10 +56,10 @@ def sites(store: Store, node: Optional[str] = None) -> dict[str, dict[str, Any]]
     return out
 
 
-def latest_rows(store: Store, node: Optional[str] = None) -> list[dict[str, Any]]:
-    marks = ", ".join("?" * len(WANTED))
+def latest_rows(store: Store, node: Optional[str] = None, kinds: Sequence[str] = WANTED) -> list[dict[str, Any]]:
+    marks = ", ".join("?" * len(kinds))
     sql = f"SELECT node, measurement, target, ts, ok, error_code, fields FROM latest WHERE measurement IN ({marks})"
-    params: list[Any] = list(WANTED)
+    params: list[Any] = list(kinds)
     if node is not None:
         sql += " AND node = ?"
         params.append(node)
@@ -95,16 +95,23 @@ class Fleet:
     kecamatan: list[KecamatanView]
     totals: dict[str, Any]
     rejects: dict[str, int]
-    sites: dict[str, dict[str, Any]]
+    sites: dict[str, dict[str, Any]]  # filled only when asked (the API): the pages need none
     readings_stored: dict[str, int]
 
 
-def snapshot(store: Store, cfg: CollectorConfig, now: float, kecamatan: Optional[str] = None) -> Fleet:
+FLEET_KINDS = ("icmp", "tcp", "link", "throughput")  # what the state rules read
+
+
+def snapshot(
+    store: Store, cfg: CollectorConfig, now: float, kecamatan: Optional[str] = None, with_sites: bool = False
+) -> Fleet:
     nodes = store.nodes()
-    views = fleet.node_views(nodes, latest_rows(store), store.usage(month_of(now)), now, policy(cfg), kecamatan)
+    latest = latest_rows(store, kinds=FLEET_KINDS)
+    views = fleet.node_views(nodes, latest, store.usage(month_of(now)), now, policy(cfg), kecamatan)
     kecs = fleet.kecamatan_views(views)
     stored = {str(n["node"]): int(n.get("seq_count") or 0) for n in nodes}
-    return Fleet(now, kabupaten(cfg), views, kecs, fleet.totals(kecs), store.rejects(), sites(store), stored)
+    site_of = sites(store) if with_sites else {}
+    return Fleet(now, kabupaten(cfg), views, kecs, fleet.totals(kecs), store.rejects(), site_of, stored)
 
 
 # -- one node ------------------------------------------------------------------
