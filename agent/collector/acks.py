@@ -26,6 +26,7 @@ from agent.reading.topics import collector_ack_topic
 from agent.reading.validate import Record
 
 BURST = 20
+CHECK_S = 0.1  # how often the owed nodes are looked through (thousands of nodes: not after every batch)
 
 
 class AckStates(Protocol):
@@ -54,6 +55,7 @@ class AckBook:
         self.burst_at: dict[str, float] = {}
         self.published = 0
         self.bytes = 0  # what the acks cost the nodes' links
+        self._next_check = float("-inf")
 
     def note(self, records: Iterable[Record], now: float) -> None:
         """These are committed: their nodes are owed an ack."""
@@ -88,6 +90,9 @@ class AckBook:
 
     def flush(self, store: AckStates, publish: Callable[[str, bytes], bool], now: float, force: bool = False) -> int:
         """Publish the acks that are due; returns how many. Raises StoreDown (they stay owed)."""
+        if not force and now < self._next_check:
+            return 0
+        self._next_check = now + CHECK_S
         nodes = self.due(now, force)
         if not nodes:
             return 0

@@ -484,10 +484,11 @@ class Publisher:
             self._tokens -= 1
         self._resent += len(rows)
         if self._resent and time.monotonic() >= self._next_resend_note:
-            log.info(
-                "re-sent %d reading(s) %s %g s (same id: the collector keeps one)",
-                self._resent, "that no ack had covered within" if self.by_collector else "the broker had refused, after", timeout,
-            )  # fmt: skip
+            if self.by_collector:
+                log.info("re-sent %d reading(s) that no ack had covered within %g s (same id: the collector "
+                         "keeps one)", self._resent, timeout)  # fmt: skip
+            else:
+                log.info("re-sent %d reading(s) the broker had refused %g s before", self._resent, timeout)
             self._resent, self._next_resend_note = 0, time.monotonic() + timeout
 
     def _check_confirmations(self, spool: Spool) -> None:
