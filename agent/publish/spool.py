@@ -379,7 +379,9 @@ class Spool:
         so no row waits for the clock to catch up before it can be sent again."""
         with self.transaction():
             self.db.execute("UPDATE readings SET sent = ? WHERE sent > ?", (now, now))
-            self.db.execute("UPDATE meta SET v = ? WHERE k = 'confirmed_sent' AND CAST(v AS REAL) > ?", (repr(now), now))
+            self.db.execute(
+                "UPDATE meta SET v = ? WHERE k = 'confirmed_sent' AND CAST(v AS REAL) > ?", (repr(now), now)
+            )
 
     def confirmed_sent(self) -> float:
         """The latest send (epoch) of any confirmed row: a row sent before it and still unconfirmed
