@@ -105,6 +105,15 @@ def as_text(data: dict[str, Any], lang: str) -> str:
     return "\n".join(lines)
 
 
+def incidents_html(store: Any, cfg: Any, lang: str, now: float) -> str:
+    """The open incidents for the page (docs/incidents.md)."""
+    from agent.collector.incidents.messages import open_incidents_html
+    from agent.collector.incidents.settings import load_zone
+    from agent.collector.incidents.store import open_incidents
+
+    return open_incidents_html(open_incidents(store), lang, load_zone(cfg.incidents.timezone), now)
+
+
 def table(rows: list[list[Any]]) -> list[str]:
     """Aligned columns; every cell shown printable (node-supplied text may hold escapes)."""
     cells = [[printable(c, 4096) for c in r] for r in rows]
@@ -142,7 +151,7 @@ def main(args: argparse.Namespace) -> int:
             series = fleet.chart_series(store.series(since), since)
             page = render_html(
                 data["views"], data["kecamatan"], data["totals"], series, now, args.lang, data["kabupaten"],
-                data["rejects"],
+                data["rejects"], incidents_html(store, cfg, args.lang, now),
             )  # fmt: skip
             try:
                 with open(args.html, "w", encoding="utf-8") as f:

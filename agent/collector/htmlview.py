@@ -251,6 +251,7 @@ def render_html(
     lang: str = "en",
     kabupaten: str = "Musi Banyuasin",
     rejects: Optional[dict[str, int]] = None,
+    incidents_html: str = "",  # the open incidents, rendered (escaped) by agent.collector.incidents.messages
 ) -> str:
     title = text("fleet.title", lang, kabupaten=kabupaten)
     share = f"{totals['share_reachable'] * 100:.0f}"
@@ -265,7 +266,7 @@ def render_html(
         rejected = f'<p class="note" id="rejected">{esc(text("fleet.rejected", lang, counts=counts))}</p>'
     body = (
         f"<header><h1>{esc(title)}</h1><p>{esc(text('fleet.generated', lang, time=fmt_time(generated, lang)))}</p>"
-        f'<p class="headline" id="blankspot">{esc(headline)}</p></header><main>'
+        f'<p class="headline" id="blankspot">{esc(headline)}</p></header><main>{incidents_html}'
         f'<section id="kecamatan"><h2>{esc(text("fleet.kecamatan_summary", lang))}</h2>'
         f"{kecamatan_table(kecs, lang)}<h2>{esc(text('fleet.chart.kecamatan', lang))}</h2>"
         f'{kecamatan_bars(kecs, lang)}<p class="note">{esc(text("fleet.dark_note", lang))}</p>{rejected}</section>'

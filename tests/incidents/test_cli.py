@@ -121,3 +121,16 @@ def test_a_database_without_incident_tables_lists_none(tmp_path: Path) -> None:
     path.write_text(f'[store]\npath = "{db}"\n')
     out = run("-c", str(path))
     assert out.returncode == 0 and out.stdout.strip() == "No incidents.", out.stderr
+
+
+def test_the_fleet_page_shows_the_open_incidents_once_each(conf: Path, tmp_path: Path) -> None:
+    page = tmp_path / "fleet.html"
+    out = subprocess.run(
+        [sys.executable, "-m", "agent", "fleet", "-c", str(conf), "--html", str(page), "--lang", "id"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    section = page.read_text().split('<section id="incidents">', 1)[1].split("</section>", 1)[0]
+    assert "Insiden terbuka" in section and section.count("<tr") == 3  # heading, the group, the degraded one
+    assert "hub-lais: Tanjung Agung (Lais), Petaling (Lais)" in section and "banyak paket hilang" in section
+    assert "Balai Agung" not in section  # resolved three days ago

@@ -10,7 +10,7 @@ import pytest
 
 from agent.collector.incidents import causes as C
 from agent.collector.incidents.engine import Incident, Notice
-from agent.collector.incidents.messages import LANGS, MESSAGES, payload, render
+from agent.collector.incidents.messages import LANGS, MESSAGES, incident_dict, open_incidents_html, payload, render
 from agent.collector.incidents.settings import load_zone
 
 T = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC = 2026-05-29 03:26 WIB
@@ -91,3 +91,11 @@ def test_the_webhook_payload_carries_the_incident_and_both_texts() -> None:
     body = payload(Notice("open", node_incident(), 1, T), "key1", TZ)
     assert body["key"] == "key1" and body["incident"]["cause"] == C.UPLINK and body["incident"]["end"] is None
     assert set(body["text"]) == {"id", "en"} and body["text"]["id"]["subject"].startswith("[netprobe] GELAP")
+
+
+def test_the_fleet_page_section_escapes_what_nodes_named_themselves() -> None:
+    inc = node_incident()
+    inc.desa = '<script>alert("x")</script>'
+    page = open_incidents_html([incident_dict(inc)], "en", TZ, T + 3600)
+    assert "<script>" not in page and "&lt;script&gt;" in page and "1 h 0 min" in page
+    assert "No open incidents." in open_incidents_html([], "en", TZ, T)

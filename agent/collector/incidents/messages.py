@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import html
+from collections.abc import Sequence
 from typing import Any
 
 from agent.collector.incidents import causes as C
@@ -120,7 +122,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "tidak ada pengukuran selama {minutes} menit, boot sama {boot} dan jamnya terus berjalan: node tetap menyala",
     },
     "ev.gap": {"en": "no readings for {minutes} min", "id": "tidak ada pengukuran selama {minutes} menit"},
-    "ev.silent": {"en": "no data since it went {status}", "id": "tidak ada data sejak {status}"},
+    "ev.silent": {"en": "no data since the node went {status}", "id": "tidak ada data sejak node {status}"},
     "ev.group": {"en": "behind the configured upstream {name}", "id": "di belakang jalur hulu {name}"},
     "ev.isp_hop": {"en": "they share the ISP hop {name}", "id": "mereka memakai hop ISP yang sama, {name}"},
     "ev.members": {"en": "{n} desa ({causes})", "id": "{n} desa ({causes})"},
@@ -198,6 +200,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{open} open of {total} listed; messages: {sent} sent, {waiting} waiting, {failed} failed",
         "id": "{open} terbuka dari {total}; pesan: {sent} terkirim, {waiting} menunggu, {failed} gagal",
     },
+    "html.title": {"en": "Open incidents", "id": "Insiden terbuka"},
+    "html.none": {"en": "No open incidents.", "id": "Tidak ada insiden terbuka."},
     "dur.days": {"en": "{d} d {h} h", "id": "{d} hari {h} jam"},
     "dur.hours": {"en": "{h} h {m} min", "id": "{h} jam {m} menit"},
     "dur.minutes": {"en": "{m} min", "id": "{m} menit"},
@@ -337,3 +341,32 @@ def incident_dict(inc: Incident) -> dict[str, Any]:
         "evidence": inc.evidence,
         "maintenance": inc.maintenance or None,
     }
+
+
+def open_incidents_html(items: Sequence[dict[str, Any]], lang: str, tz: dt.tzinfo, now: float) -> str:
+    """The fleet page's section of open incidents (`store.open_incidents` items), escaped, self-contained."""
+
+    def esc(value: Any) -> str:
+        return html.escape(str(value), quote=True)
+
+    head = f'<section id="incidents"><h2>{esc(t("html.title", lang))}</h2>'
+    if not items:
+        return f'{head}<p class="note">{esc(t("html.none", lang))}</p></section>'
+    cols = ("since", "duration", "severity", "cause", "where")
+    rows = ["<tr>" + "".join(f"<th>{esc(t(f'cli.col.{c}', lang))}</th>" for c in cols) + "</tr>"]
+    for i in items:
+        members = i.get("members") or []
+        if i.get("node"):
+            where = f"{i.get('kecamatan', '')} / {i.get('desa', '')} / {i['node']}"
+        else:
+            where = f"{i.get('group') or ''}: " + ", ".join(
+                f"{m.get('desa', '')} ({m.get('kecamatan', '')})" for m in members
+            )
+        cells = (
+            when(float(i["start"]), tz), duration(now - float(i["start"]), lang),
+            t(f"cli.{i.get('severity', 'critical')}", lang), t(f"cause.{i.get('cause', 'unknown')}", lang), where,
+        )  # fmt: skip
+        rows.append(
+            f'<tr class="{esc(i.get("severity", ""))}">' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>"
+        )
+    return f"{head}<table>{''.join(rows)}</table></section>"
