@@ -56,7 +56,7 @@ def replay(broker, subscriber, tmp_path, n: int, inflight: int) -> float:
     fill(spool, n)
     spool.close()
     sub = subscriber(broker, f"netprobe/+/+/{NODE}/#")
-    mqtt = parse_config({"mqtt": {"broker": broker.url, "max_inflight": inflight}}).mqtt
+    mqtt = parse_config({"mqtt": {"broker": broker.url, "max_inflight": inflight, "confirm": "broker"}}).mqtt
     settings = PublisherSettings(mqtt=mqtt, node=NODE, site=SITE, announce=False, client_id=f"bench-{inflight}")
     start = time.perf_counter()
     assert Publisher(settings, path, 1_000_000, 10**9).drain(120)

@@ -6,10 +6,12 @@ the collector's ack covers it. Each scenario is one of the ways issue 15 found r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -262,7 +264,7 @@ ACL_COLLECTOR = "\nuser collector-1\ntopic read netprobe/#\ntopic write netprobe
 )
 def test_acl_denial_keeps_the_readings_reports_it_within_one_timeout_and_fixing_the_acl_delivers_them(
     mosquitto: Any, collector_proc: Any, agentd: Any, tcp_listener: Any, tmp_path: Path, db: Db, python: str,
-    protocol: str,
+    protocol: str, subscriber: Any,
 ) -> None:  # fmt: skip
     """MQTT 5 on paho 2 hears the denial (PUBACK 0x87); MQTT 3.1.1, and paho 1.6 on either, see a
     plain PUBACK for a reading the broker dropped. All of them notice that no ack comes."""
@@ -272,9 +274,15 @@ def test_acl_denial_keeps_the_readings_reports_it_within_one_timeout_and_fixing_
     pw = tmp_path / "c.pw"
     pw.write_text("c\n")
     col = collector(collector_proc, broker.url, db, username="collector-1", password_file=str(pw))
+    statuses = subscriber(broker, f"netprobe/+/+/{NODE}/status", username="collector-1", password="c")
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # the STATUS= lines, as systemd gets them
+    name = f"netprobe-delivery-{os.getpid()}-{time.monotonic_ns()}"
+    systemd.bind("\0" + name)
+    systemd.settimeout(0.1)
     agent = agentd(
         config(tmp_path / "state", tcp_listener.address, broker.url, interval=0.2, username=NODE, protocol=protocol),
-        env={"NETPROBE_MQTT_PASSWORD": "pw"}, python=DEBIAN_PYTHON if python == "debian" else sys.executable,
+        env={"NETPROBE_MQTT_PASSWORD": "pw", "NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "1000000"},
+        python=DEBIAN_PYTHON if python == "debian" else sys.executable,
     )  # fmt: skip
     assert wait_until(lambda: agent.spool().sent >= 1, 15), agent.stderr()
     first_sent = time.monotonic()
@@ -290,6 +298,18 @@ def test_acl_denial_keeps_the_readings_reports_it_within_one_timeout_and_fixing_
     )  # fmt: skip
     report = json.loads(status.stdout)
     assert report["delivery"] == "not_confirmed" and report["unconfirmed_s"] >= TIMEOUT_S and report["sent"] >= 1
+    assert statuses.wait_for(lambda m: "not_confirmed" in [json.loads(p).get("delivery") for _, p, _ in m], 5)
+
+    def status_lines() -> list[str]:
+        lines = []
+        with contextlib.suppress(socket.timeout):
+            while True:
+                lines += systemd.recv(4096).decode().splitlines()
+        return lines
+
+    seen: list[str] = []
+    assert wait_until(lambda: any("NOT CONFIRMED for" in ln for ln in seen.extend(status_lines()) or seen), 5), seen
+    systemd.close()
 
     (broker.dir / "acl").write_text(ACL_ALLOW.format(node=NODE) + ACL_COLLECTOR)
     assert broker.proc is not None
