@@ -378,11 +378,13 @@ class Engine:
         if st is None:
             st = self._state(o.node, o.ts)
         s = int(o.ts // self.slot)
-        if s < st.base and (st.base - s) * self.slot > MAX_BACKFILL_S:
-            self.too_late += 1
-            return
-        k = st.index(s)
-        s = st.base + k
+        k = s - st.base
+        if not 0 <= k < len(st.flags):
+            if k < 0 and st.flags and -k * self.slot > MAX_BACKFILL_S:
+                self.too_late += 1
+                return
+            k = st.index(s)
+            s = st.base + k
         m = o.measurement
         flags = ANY
         fields = o.fields
@@ -433,11 +435,18 @@ class Engine:
             st.last = s
         if o.ts > st.last_ts:
             st.last_ts = o.ts
-        self._epoch(st, o)
-        self._clock(st, o)
+        epochs = st.epochs
+        if not (o.boot and epochs and epochs[-1].boot == o.boot and epochs[-1].first <= o.ts):
+            self._epoch(st, o)
+        elif o.ts > epochs[-1].last:
+            epochs[-1].last = o.ts
+        if not o.clock_synced or st.unsynced_since is not None:
+            self._clock(st, o)
         if o.received is not None and (st.row.get("last_seen") or 0.0) < o.received:
             st.row["last_seen"] = o.received
-        self._dirty(st, s)
+        if st.dirty_from is None or s < st.dirty_from:
+            st.dirty_from = s
+        st.touched = True
 
     def status(self, node: str, state: str, received: float) -> None:
         """A node's retained status message (its last will says offline)."""

@@ -151,6 +151,8 @@ class IncidentService:
             engine.reading(obs)
             if received > self.cursor:
                 self.cursor = received
+            if len(self.seen) > 100_000:  # a long read (the start): keep only the overlap's ids
+                self.seen = {k: v for k, v in self.seen.items() if v >= self.cursor - 2 * OVERLAP_S}
         horizon = self.cursor - 2 * OVERLAP_S
         self.seen = {k: v for k, v in self.seen.items() if v >= horizon}
 

@@ -237,8 +237,8 @@ def readings_after(
     """(observation, received, id) of readings that arrived after (received, id), in arrival order, page by page."""
     while True:
         rows = store.query(
-            f"SELECT {READING_COLUMNS}, received FROM readings WHERE received > ? OR (received = ? AND id > ?) "
-            "ORDER BY received, id LIMIT ?",
+            f"SELECT {READING_COLUMNS}, received FROM readings WHERE received >= ? AND (received > ? OR id > ?) "
+            "ORDER BY received, id LIMIT ?",  # the AND form lets the index bound the scan
             (received, received, after_id, limit),
         )
         for (rid, node, m, target, ts, synced, mono, boot, ok, code, message, fields, rec) in rows:  # fmt: skip
