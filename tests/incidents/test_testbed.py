@@ -24,7 +24,7 @@ from agent.collector.store import open_store
 from tests.fixtures.testbed import testbed_unavailable as why_no_testbed
 from tests.incidents.bed import DESA, NODES, Bed
 
-pytestmark = [pytest.mark.testbed, pytest.mark.slow]
+pytestmark = [pytest.mark.testbed, pytest.mark.broker, pytest.mark.slow]
 CHANNELS = ("email", "telegram", "webhook", "whatsapp")
 
 
