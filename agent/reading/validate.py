@@ -12,15 +12,19 @@ is dated as received.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from typing import Any, Optional, Union
 
-from agent.reading import contract
+from agent.reading import batch, contract
 from agent.reading.contract import MAX_FIELDS, MAX_PAYLOAD_BYTES, MAX_TEXT, parse_ts, printable
 from agent.reading.model import SCHEMA
 from agent.reading.topics import NODE_ID_RE, parse_topic
 
-__all__ = ["MAX_FIELDS", "MAX_PAYLOAD_BYTES", "MAX_TEXT", "Checked", "Record", "Rejected", "Status", "check_message"]
+__all__ = [
+    "MAX_FIELDS", "MAX_PAYLOAD_BYTES", "MAX_TEXT", "Checked", "Record", "Rejected", "Status", "check_batch",
+    "check_message", "is_batch_topic",
+]  # fmt: skip
 
 # Rejection kinds, counted and logged once each.
 OVERSIZED = "oversized"
@@ -173,6 +177,11 @@ def _check(topic: str, payload: bytes, prefix: str, max_bytes: int, now: float) 
         return Rejected(MALFORMED, "JSON but not an object", node)
     if measurement == "status":
         return _status(node, data, now)
+    return _reading(data, node, now)
+
+
+def _reading(data: dict[str, Any], node: str, now: float) -> Checked:
+    """A parsed object from `node`'s topic (alone, or one of a batch) judged as a Reading."""
     schema = data.get("schema")
     if schema != SCHEMA or isinstance(schema, bool):
         return Rejected(UNKNOWN_SCHEMA, f"schema {str(schema)[:20]!s} (this collector reads {SCHEMA})", node)
@@ -190,3 +199,59 @@ def _check(topic: str, payload: bytes, prefix: str, max_bytes: int, now: float) 
         # gives the offset (the store re-dates it then). Before 1970 nothing is synced either.
         ts = now
     return _record(data, ts)
+
+
+def is_batch_topic(topic: str, prefix: str = "netprobe") -> bool:
+    """A node's batch topic (`prefix/kecamatan/desa/node/batch`): its payload is `agent.reading.batch`'s."""
+    where = parse_topic(topic, prefix)
+    return where is not None and where[1] == batch.MEASUREMENT
+
+
+def check_batch(
+    topic: str,
+    payload: bytes,
+    prefix: str = "netprobe",
+    max_bytes: int = MAX_PAYLOAD_BYTES,
+    now: Optional[float] = None,
+) -> list[tuple[Checked, bytes]]:
+    """A batch message in, one verdict per Reading out, each with the bytes to sample if rejected.
+
+    Each Reading of the batch is judged as a single one would be, so a bad one is rejected alone
+    and the others are kept; a batch that cannot be read at all is one rejection (the whole payload).
+    """
+    now = time.time() if now is None else now
+    where = parse_topic(topic, prefix)
+    if where is None:
+        why = f"topic '{topic[:120]}' is not {prefix}/kecamatan/desa/node/batch"
+        return [(_rejected(Rejected(BAD_TOPIC, why)), payload)]
+    node = where[0]
+    levels = topic.split("/")
+    problem = _topic_problem(levels[1], levels[2], node, where[1])
+    if problem:
+        return [(_rejected(Rejected(BAD_TOPIC, f"topic '{topic[:120]}': {problem}", node[:64])), payload)]
+    try:
+        items = batch.decode(payload, max_wire=max_bytes)
+    except batch.BatchError as exc:
+        return [(_rejected(Rejected(exc.kind, f"batch: {exc.why}", node)), payload)]
+    out: list[tuple[Checked, bytes]] = []
+    for item in items:
+        sample = _sample_bytes(item)
+        if not isinstance(item, dict):
+            out.append((_rejected(Rejected(MALFORMED, "a batch item that is not an object", node)), sample))
+            continue
+        bad = batch.item_problem(item)
+        verdict = Rejected(INVALID, bad, node) if bad else _reading(item, node, now)
+        out.append((_rejected(verdict) if isinstance(verdict, Rejected) else verdict, sample))
+    return out
+
+
+def _rejected(r: Rejected) -> Rejected:
+    return Rejected(r.kind, printable(r.why, 200), printable(r.node, 64))
+
+
+def _sample_bytes(item: Any) -> bytes:
+    """A batch item as JSON text, for the quarantine's sample (what a single message's payload would be)."""
+    try:
+        return json.dumps(item, separators=(",", ":"), ensure_ascii=False, default=repr).encode("utf-8", "replace")
+    except (ValueError, TypeError, RecursionError):
+        return repr(item)[:SAMPLE_BYTES].encode("utf-8", "replace")
