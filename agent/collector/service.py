@@ -14,6 +14,8 @@ same promise, one batch per message, so slower.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import queue
@@ -30,7 +32,16 @@ from agent.collector.store.base import RejectSample, StoreRefused
 from agent.net.mqttclient import PAHO_V2, BrokerUrl, ConnectOptions, MqttClient
 from agent.reading import topics
 from agent.reading.contract import printable
-from agent.reading.validate import UNSTORABLE, Record, Rejected, Status, check_message, sample_of
+from agent.reading.validate import (
+    UNSTORABLE,
+    Record,
+    Rejected,
+    Status,
+    check_batch,
+    check_message,
+    is_batch_topic,
+    sample_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -207,16 +218,23 @@ class Collector:
         for m in batch:
             if topics.parse_ack_topic(m.topic, prefix) is not None:
                 continue  # an ack (only a custom subscription matches them): not a reading, not a reject
-            outcome = check_message(m.topic, m.payload, prefix, limit)
-            if isinstance(outcome, Record):
-                records.append(outcome)
-            elif isinstance(outcome, Status):
-                parts = m.topic.split("/")
-                statuses.append((outcome, {"kecamatan": parts[1], "desa": parts[2]}))
+            if is_batch_topic(m.topic, prefix):  # many Readings, each judged alone (docs/data-cost.md)
+                verdicts = [
+                    (v, Message(m.topic, raw, m.qos, m.mid, None))
+                    for v, raw in check_batch(m.topic, m.payload, prefix, limit)
+                ]
             else:
-                if note:
-                    self._note_reject(outcome)
-                quarantine(rejects, m, outcome)
+                verdicts = [(check_message(m.topic, m.payload, prefix, limit), m)]
+            for outcome, source in verdicts:
+                if isinstance(outcome, Record):
+                    records.append(outcome)
+                elif isinstance(outcome, Status):
+                    parts = m.topic.split("/")
+                    statuses.append((outcome, {"kecamatan": parts[1], "desa": parts[2]}))
+                else:
+                    if note:
+                        self._note_reject(outcome)
+                    quarantine(rejects, source, outcome)
         return records, statuses, rejects
 
     def _note_reject(self, r: Rejected) -> None:
@@ -255,10 +273,33 @@ class Collector:
             except StoreDown:
                 raise
             except Exception as exc:
+                if is_batch_topic(m.topic, self.cfg.broker.topic_prefix) and len(one[0]) > 1:
+                    stored, lost = self._write_one_by_one(store, m, one)
+                    fresh, refused = fresh + stored, refused + lost
+                    continue
                 refused += len(one[0])
                 self._quarantine_refused(store, m, exc)
         self.counters.duplicates -= refused  # the caller counts unstored records as duplicates
         return fresh
+
+    def _write_one_by_one(
+        self, store: Store, m: Message, one: tuple[list[Record], list[Any], dict[str, Any]]
+    ) -> tuple[int, int]:
+        """A batch the database refused: its Readings one at a time, each refused one quarantined
+        alone, so one bad Reading never costs the others of its batch. Returns (new, refused)."""
+        records, statuses, rejects = one
+        fresh = store.write([], statuses, rejects)
+        refused = 0
+        for r in records:
+            try:
+                fresh += store.write([r])
+            except StoreDown:
+                raise
+            except Exception as exc:
+                refused += 1
+                alone = Message(m.topic, _record_json(r), m.qos, m.mid, None)
+                self._quarantine_refused(store, alone, exc)
+        return fresh, refused
 
     def _refusal(self, exc: Exception, what: str) -> None:
         if isinstance(exc, StoreRefused):
@@ -451,6 +492,14 @@ class Collector:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def _record_json(r: Record) -> bytes:
+    """A stored-form Reading as JSON, for the sample of a quarantined batch item."""
+    try:
+        return json.dumps(dataclasses.asdict(r), separators=(",", ":"), ensure_ascii=False, default=repr).encode()
+    except (TypeError, ValueError):
+        return repr(r).encode("utf-8", "replace")
 
 
 def quarantine(rejects: dict[str, tuple[int, str, str, list[RejectSample]]], m: Message, r: Rejected) -> None:
