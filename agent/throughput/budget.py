@@ -5,6 +5,11 @@ restarts (a JSON file in the state directory, replaced atomically) and the
 month starts on the day the operator's quota resets. A test is skipped when
 it would pass a budget, estimating its cost from the last test's bytes.
 
+The same ledger counts all of the agent's own traffic (`usage`: bytes this
+period per kind, probes and reporting, tests included; `usage_day`: all of it
+today), which `agent.usage` keeps to the node's one monthly budget. Tests keep
+their own counts and budget beside it, as before.
+
 The calendar comes from a clock that may be wrong: a Pi without RTC boots at
 an old date, then NTP steps it forward. So the counts only ever roll forward,
 and only on a date later than the latest one they were kept for: an earlier
@@ -48,6 +53,9 @@ class LedgerState:
     tests: int = 0
     last_bytes: Optional[int] = None  # bytes of the last test, the estimate for the next
     jump: str = ""  # a date far beyond `day`, not yet confirmed by a later one
+    usage: dict[str, int] = dataclasses.field(default_factory=dict)  # all traffic this period, bytes per kind
+    usage_day: int = 0  # all traffic today
+    level: str = ""  # the step the agent took to keep to its budget (agent.usage.pace), as last saved
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -55,7 +63,17 @@ class LedgerState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LedgerState:
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        kept = {k: v for k, v in data.items() if k in names}
+        usage = kept.get("usage")
+        kept["usage"] = {
+            str(k): int(v) for k, v in (usage.items() if isinstance(usage, dict) else ()) if isinstance(v, int)
+        }
+        return cls(**kept)
+
+    @property
+    def usage_month(self) -> int:
+        """All of the agent's traffic this period, in bytes."""
+        return sum(self.usage.values())
 
 
 def period_start(today: dt.date, reset_day: int) -> dt.date:
@@ -92,18 +110,30 @@ def roll(state: LedgerState, today: dt.date, reset_day: int) -> LedgerState:
             return dataclasses.replace(state, jump=today.isoformat())  # implausible so far: the same period
     period = period_start(today, reset_day).isoformat()
     if state.period != period:
-        state = dataclasses.replace(state, period=period, month_bytes=0)
-    return dataclasses.replace(state, day=today.isoformat(), day_bytes=0, jump="")
+        state = dataclasses.replace(state, period=period, month_bytes=0, usage={})
+    return dataclasses.replace(state, day=today.isoformat(), day_bytes=0, usage_day=0, jump="")
 
 
 def record(state: LedgerState, used: int, today: dt.date, reset_day: int) -> LedgerState:
     state = roll(state, today, reset_day)
     return dataclasses.replace(
-        state,
+        spend(state, {"throughput": used}, today, reset_day),
         month_bytes=state.month_bytes + used,
         day_bytes=state.day_bytes + used,
         tests=state.tests + 1,
         last_bytes=used,
+    )
+
+
+def spend(state: LedgerState, used: dict[str, int], today: dt.date, reset_day: int) -> LedgerState:
+    """Add the agent's own traffic, bytes per kind, to the period's and the day's counts."""
+    state = roll(state, today, reset_day)
+    usage = dict(state.usage)
+    for kind, n in used.items():
+        if n > 0:
+            usage[kind] = usage.get(kind, 0) + int(n)
+    return dataclasses.replace(
+        state, usage=usage, usage_day=state.usage_day + sum(max(0, int(n)) for n in used.values())
     )
 
 
