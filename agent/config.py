@@ -33,6 +33,8 @@ from agent.reading.topics import (
 )
 from agent.schema import ConfigError, Problem, build, describe, field_names, internal, setting
 from agent.throughput.settings import ThroughputConfig
+from agent.usage.profile import PROFILE_NAMES, with_profile
+from agent.usage.settings import UsageConfig
 
 __all__ = ["Config", "ConfigError", "TargetConfig", "load_config", "parse_config"]
 
@@ -160,6 +162,18 @@ class MqttConfig:
     ack_topic: str = setting(
         DEFAULT_ACK_TOPIC, check=check_ack_template, help="where the collector acknowledges this node's readings"
     )
+    batch: bool = setting(
+        True,
+        help="send Readings in compressed batches on .../{node}/batch (netprobe collect reads both); "
+        "false: one JSON Reading per message on .../{node}/{measurement}, for other consumers",
+    )
+    batch_s: float = setting(
+        120.0,
+        min=0.1,
+        max=3600.0,
+        help="seconds a Reading may wait to join a batch; a state change (a target failing or answering again, "
+        "a new link) goes at once. Keep it below the collector's silent time",
+    )
 
     def problems(self) -> list[Problem]:
         found: list[Problem] = []
@@ -191,6 +205,12 @@ class SpoolConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DaemonConfig:
+    profile: str = setting(
+        "default",
+        choices=PROFILE_NAMES,
+        help='"metered": a schedule for metered VSAT/cellular plans (under 10 MB a month; docs/data-cost.md): '
+        "its values replace the defaults of the keys this file leaves out, and of [[targets]] when there are none",
+    )
     host_interval: float = setting(300.0, min=0.0, help="seconds between host-health readings; 0 = none")
     splay: float = setting(60.0, min=0.0, help="random start delay, at most this and one interval (seconds)")
     jitter: float = setting(0.1, min=0.0, max=0.5, help="each interval varies by up to this fraction")
@@ -219,6 +239,7 @@ class Config:
     throughput: ThroughputConfig = setting(factory=ThroughputConfig)
     linktype: LinktypeConfig = setting(factory=LinktypeConfig)
     daemon: DaemonConfig = setting(factory=DaemonConfig)
+    usage: UsageConfig = setting(factory=UsageConfig)
     source: str = internal("")
     digest: str = internal("")
 
@@ -286,6 +307,7 @@ def cross_checks(cfg: Config, problems: list[Problem]) -> None:
 def parse_config(data: dict[str, Any], source: str = "", digest: str = "") -> Config:
     """Build a Config from parsed TOML; raises ConfigError listing every problem."""
     problems: list[Problem] = []
+    data = with_profile(data)
     targets_data = data.get("targets", list(DEFAULT_TARGETS))
     cfg = build(Config, data, "", problems, ignore=("targets",))
     targets: list[TargetConfig] = []

@@ -20,7 +20,7 @@ AGENT = Path(__file__).resolve().parents[2] / "agent"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("agent", "agent.clock", "agent.stats", "agent.schema", "agent.i18n", "agent.reading", "agent.optional"),
     ("agent.net",),
-    ("agent.linktype", "agent.throughput"),
+    ("agent.linktype", "agent.throughput", "agent.usage"),
     ("agent.probes",),
     ("agent.config", "agent.runner"),
     ("agent.diagnose", "agent.daemon", "agent.publish", "agent.collector"),
