@@ -174,6 +174,10 @@ class MqttClient:
     def is_connected(self) -> bool:
         return bool(self._client.is_connected())
 
+    def socket(self) -> Any:
+        """The connection's socket (None before connect() or after close()): its TCP_INFO counts the bytes."""
+        return self._client.socket()
+
     # -- messages ---------------------------------------------------------
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
         """Queue a message; returns its mid. Raises ConnectionError when paho refuses it."""

@@ -15,6 +15,14 @@ as a probe; when the probe is confirmed, everything sent before it follows.
 A connection lost with publishes in flight replays them at once. Replay is
 paced by the in-flight window (`mqtt.max_inflight`) and `mqtt.replay_rate`.
 
+With `mqtt.batch = true` (the default) waiting rows go as compressed batches
+(`agent.publish.batch`, docs/data-cost.md): when the oldest has waited
+`mqtt.batch_s`, at once when the daemon says a Reading is a state change, and
+back to back (two in flight) for a backlog. A batch is taken, confirmed and
+re-sent row by row, like single Readings. The bytes the connection moves are
+counted from its socket's TCP_INFO into the data ledger (`agent.usage`); when
+the budget is spent (`paused`) the publisher says offline and stays away.
+
 Failures (unreachable broker, refused login, TLS refused, ACL denial, readings
 the collector never confirms) are logged once each, with what to check; the
 agent keeps spooling and retries with capped exponential backoff and jitter.
@@ -35,10 +43,14 @@ from typing import Any, Optional
 from agent import __version__, clock
 from agent.config import MqttConfig
 from agent.net.mqttclient import NOT_AUTHORIZED, BrokerUrl, ConnectOptions, MqttClient, Will
-from agent.publish.spool import NOT_CONFIRMED, Spool, delivery_state
+from agent.publish import batch as batching
+from agent.publish.spool import NOT_CONFIRMED, Row, Spool, delivery_state
 from agent.reading import topics
 from agent.reading.acks import Ack
 from agent.reading.acks import decode as decode_ack
+from agent.reading.batch import wire_size
+from agent.usage import wire
+from agent.usage.meter import REPORT, Meter
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +59,7 @@ CONNACK_TIMEOUT_S = 15.0
 OFFLINE_ACK_WAIT_S = 0.5
 ACK_GRACE_S = 0.3  # after the SUBACK, for the retained ack that follows it
 RESCAN_S = 1.0  # how often to look for late confirmations and re-sends, at most
+BATCH_WINDOW = 2  # batches in flight at once: a backlog goes back to back, paced by the round trip
 
 
 class Backoff:
@@ -74,6 +87,7 @@ class PublisherSettings:
     config_digest: str = ""
     announce: bool = True  # retained online status, last will, offline status on stop
     client_id: str = ""  # default: the node id
+    meter: Optional[Meter] = dataclasses.field(default=None, compare=False)  # counts the bytes (agent.usage)
 
 
 def status_payload(state: str, settings: PublisherSettings, uptime_s: float, spool: Spool) -> bytes:
@@ -91,11 +105,14 @@ def status_payload(state: str, settings: PublisherSettings, uptime_s: float, spo
         "unconfirmed_s": round(stats.unconfirmed_s()),
         "delivery": delivery_state(settings.mqtt.confirm, settings.mqtt.confirm_timeout, stats),
     }
+    if settings.meter is not None and settings.meter.budget:
+        body.update(data_mb=round(settings.meter.month() / 1e6, 3), data_level=settings.meter.step)
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def offline_payload(node: str) -> bytes:
-    return json.dumps({"state": "offline", "node": node}, separators=(",", ":")).encode()
+def offline_payload(node: str, why: str = "") -> bytes:
+    body = {"state": "offline", "node": node, **({"data_level": why} if why else {})}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 class _Session:
@@ -105,6 +122,9 @@ class _Session:
         self.connack: Optional[tuple[bool, str, bool]] = None
         self.lost: Optional[str] = None
         self.inflight: dict[int, tuple[int, str, bool]] = {}  # mid -> (row id, topic, re-send); row id 0 = status
+        self.batches: dict[int, tuple[int, ...]] = {}  # mid -> the row ids of a batch in flight
+        self.counted: Optional[wire.TcpCounts] = None  # the socket's counts already in the ledger
+        self.backlog = True  # rows waiting when the connection opened go at once, as batches
         self.taken: list[tuple[int, bool]] = []  # (row id, re-send) the broker took (PUBACK)
         self.refused: list[int] = []  # row ids the broker refused (ACL): tried again later
         self.acks: list[tuple[str, Ack]] = []  # (node, ack) received
@@ -117,7 +137,9 @@ class _Session:
         self.resend_all = False  # `spool flush`: re-send every unconfirmed row once, now
 
     def busy(self) -> set[int]:
-        return {row_id for row_id, _, _ in self.inflight.values() if row_id}
+        return {row_id for row_id, _, _ in self.inflight.values() if row_id} | {
+            i for ids in self.batches.values() for i in ids
+        }
 
 
 class Publisher:
@@ -141,7 +163,12 @@ class Publisher:
         self.connected = False
         self.crashed = False
         self.unconfirmed = False  # a sent reading has waited past confirm_timeout (logged once per episode)
+        self.paused = False  # the data budget is spent: stay offline until the daemon says otherwise
+        self.meter = settings.meter
         self._wake = threading.Event()
+        self._urgent = threading.Event()  # a state change waits in the spool: its batch goes now
+        self._pending_since: Optional[float] = None  # when the oldest row not yet batched was first seen
+        self._held_note = False
         self._stop = threading.Event()
         self._drained = threading.Event()
         self._drain_only = False
@@ -162,7 +189,9 @@ class Publisher:
         self._thread.start()
         return self
 
-    def wake(self) -> None:
+    def wake(self, urgent: bool = False) -> None:
+        if urgent:
+            self._urgent.set()
         self._wake.set()
 
     def refresh_status(self, config_digest: str) -> None:
@@ -194,6 +223,9 @@ class Publisher:
         spool = Spool(self.spool_file, *self.limits, durable=False)
         try:
             while not self._stop.is_set():
+                if self.paused:  # the data budget is spent: no connection, no keepalives
+                    self._stop.wait(1.0)
+                    continue
                 self._session(spool)
                 self.connected = False
                 if self._stop.is_set():
@@ -260,6 +292,7 @@ class Publisher:
             self._report(f"TLS handshake with {self.url} failed: {exc.reason or exc}")
             return
         except OSError as exc:
+            self._count_failed_connect()
             self._report(
                 f"cannot reach broker {self.url}: {exc.strerror or exc}; spooling, retrying with backoff",
                 logging.WARNING,
@@ -271,6 +304,7 @@ class Publisher:
         except (ConnectionError, sqlite3.Error) as exc:  # paho refused a publish, or the spool is unwell
             self._report(f"publishing to {self.url} interrupted: {exc}; retrying with backoff")
         finally:
+            self._count(client, s, closing=True)
             client.close()
 
     def _await_connack(self, client: MqttClient, s: _Session) -> bool:
@@ -371,6 +405,7 @@ class Publisher:
     # -- publishing ----------------------------------------------------------
     def _on_publish(self, s: _Session, mid: int, code: Optional[int]) -> None:
         row_id, topic, resent = s.inflight.pop(mid, (0, "", False))
+        batch_ids = s.batches.pop(mid, ())
         if code is not None and code >= 0x80:
             reason = "not authorized" if code == NOT_AUTHORIZED else f"reason code 0x{code:02x}"
             if topic not in self._reported_denials:
@@ -382,9 +417,11 @@ class Publisher:
                 )  # fmt: skip
             if row_id:
                 s.refused.append(row_id)
+            s.refused.extend(batch_ids)
             return
         if row_id:
             s.taken.append((row_id, resent))
+        s.taken.extend((i, resent) for i in batch_ids)
 
     def _apply(self, s: _Session, spool: Spool) -> None:
         """Write what this loop learnt to the spool: taken, refused, confirmed."""
@@ -424,7 +461,13 @@ class Publisher:
                 s.next_check = now + min(RESCAN_S, self.cfg.confirm_timeout / 4)
                 self._check_confirmations(spool)
                 self._resend(client, s, spool)
-            if s.more and len(s.inflight) < window:
+                self._count(client, s)
+            if self.paused and not stopping:
+                self._goodbye(client, s, why="hold")
+                return
+            if self.cfg.batch:
+                self._send_batches(client, s, spool, now)
+            elif s.more and len(s.inflight) < window:
                 self._send_pending(client, s, spool)
             rc = client.loop(IDLE_LOOP_S if not s.more or len(s.inflight) >= window else 0.01)
             self._apply(s, spool)
@@ -456,10 +499,103 @@ class Publisher:
         s.more = len(rows) == room
         busy = s.busy()
         for row in rows:
+            if not self._affordable(wire_size(row.topic, row.payload)):
+                s.more = False
+                return
             s.last_id = row.id
             if row.id not in busy:
                 self._publish(client, s, row.topic, row.payload, row_id=row.id)
                 self._tokens -= 1
+
+    # -- batches (mqtt.batch) ------------------------------------------------
+    def _batch_due(self, s: _Session, now: float) -> bool:
+        if s.backlog or self._urgent.is_set() or self._stop.is_set() or self._drain_only:
+            return True
+        return self._pending_since is not None and now - self._pending_since >= self.cfg.batch_s
+
+    def _send_batches(self, client: MqttClient, s: _Session, spool: Spool, now: float) -> None:
+        """Waiting rows as batches: once the oldest has waited batch_s, at once for a state change or a
+        backlog; at most BATCH_WINDOW batches in flight."""
+        woke, s.more = s.more, False  # the spool changed; in batch mode the loop never spins on it
+        if woke and self._pending_since is None:
+            if spool.unsent(s.last_id, 1):
+                self._pending_since = now
+            else:
+                s.backlog = False
+        if not self._batch_due(s, now) or len(s.batches) >= BATCH_WINDOW or self._room(s) <= 0:
+            return
+        want = batching.MAX_READINGS * (BATCH_WINDOW - len(s.batches))
+        rows = spool.unsent(s.last_id, want)
+        busy = s.busy()
+        rows = [r for r in rows if r.id not in busy]
+        if not rows:
+            self._pending_since, s.backlog = None, False
+            self._urgent.clear()
+            return
+        sent = self._publish_batches(client, s, rows)
+        if sent < len(rows) or len(rows) == want:  # more waits: keep the batches coming (a backlog)
+            s.backlog = sent > 0 and not self.paused
+            return
+        self._pending_since, s.backlog = None, False
+        self._urgent.clear()
+
+    def _publish_batches(self, client: MqttClient, s: _Session, rows: list[Row], resent: bool = False) -> int:
+        """Pack `rows` and publish as many batches as the window, the tokens and the budget allow; returns
+        how many rows went. A row that cannot be batched goes alone."""
+        done = 0
+        packed = batching.pack(rows, self.cfg.topic)
+        in_batch = {i for b in packed for i in b.ids}
+        for row in rows:
+            if row.id not in in_batch:  # not a Reading's JSON object: as it is
+                self._publish(client, s, row.topic, row.payload, row_id=row.id, resent=resent)
+                s.last_id = max(s.last_id, row.id)
+        for b in packed:
+            if (
+                len(s.batches) >= BATCH_WINDOW
+                or self._room(s) <= 0
+                or not self._affordable(wire_size(b.topic, b.payload))
+            ):
+                break
+            mid = client.publish(b.topic, b.payload, qos=self.cfg.qos)
+            s.last_id = max(s.last_id, max(b.ids))
+            self._tokens -= 1
+            done += b.count
+            if self.cfg.qos == 0:
+                s.taken.extend((i, resent) for i in b.ids)
+                continue
+            s.inflight[mid] = (0, b.topic, resent)
+            s.batches[mid] = b.ids
+        return done + len(rows) - len(in_batch)
+
+    # -- what it costs (agent.usage) -------------------------------------------
+    def _affordable(self, size: int) -> bool:
+        """Whether a publish of `size` bytes (and its TCP/IP and PUBACK) fits the data budget; said once if not."""
+        if self.meter is None:
+            return True
+        estimate = size + wire.packets(size, wire.IP + wire.TCP) * wire.TCP_SEGMENT + 2 * wire.TCP_SEGMENT + 4
+        if self.meter.allow(estimate):
+            self._held_note = False
+            return True
+        if not self._held_note:
+            self._held_note = True
+            log.warning("data budget: holding spooled readings back (this month's budget is nearly spent)")
+        return False
+
+    def _count(self, client: MqttClient, s: _Session, closing: bool = False) -> None:
+        """Add what the connection moved since the last count to the ledger (kind "report")."""
+        if self.meter is None:
+            return
+        counts = wire.tcp_counts(client.socket())
+        if counts is not None:
+            self.meter.add(REPORT, (counts - s.counted if s.counted else counts).wire())
+            s.counted = counts
+        if closing and s.counted is not None:
+            self.meter.add(REPORT, wire.FIN_EXCHANGE)
+            s.counted = None
+
+    def _count_failed_connect(self) -> None:
+        if self.meter is not None:
+            self.meter.add(REPORT, wire.tcp_connection(answered=False))
 
     def _resend(self, client: MqttClient, s: _Session, spool: Spool) -> None:
         """Sent rows no confirmation has covered in time (see the module docstring)."""
@@ -479,9 +615,12 @@ class Publisher:
                 if rows:
                     self._next_probe = time.monotonic() + timeout
         rows = [r for r in rows if r.id not in busy][:room]
-        for row in rows:
-            self._publish(client, s, row.topic, row.payload, row_id=row.id, resent=True)
-            self._tokens -= 1
+        if self.cfg.batch and rows:
+            rows = rows[: self._publish_batches(client, s, rows, resent=True)]
+        else:
+            for row in rows:
+                self._publish(client, s, row.topic, row.payload, row_id=row.id, resent=True)
+                self._tokens -= 1
         self._resent += len(rows)
         if self._resent and time.monotonic() >= self._next_resend_note:
             if self.by_collector:
@@ -542,10 +681,10 @@ class Publisher:
     def _status(self, spool: Spool, state: str) -> bytes:
         return status_payload(state, self.settings, time.monotonic() - self.started_mono, spool)
 
-    def _goodbye(self, client: MqttClient, s: _Session) -> None:
-        """A clean stop: the will is not sent on DISCONNECT, so say offline ourselves."""
+    def _goodbye(self, client: MqttClient, s: _Session, why: str = "") -> None:
+        """A clean stop: the will is not sent on DISCONNECT, so say offline ourselves (and why: the budget)."""
         if self.settings.announce:
-            self._publish(client, s, self.status_topic, offline_payload(self.settings.node), retain=True)
+            self._publish(client, s, self.status_topic, offline_payload(self.settings.node, why), retain=True)
             deadline = time.monotonic() + OFFLINE_ACK_WAIT_S
             while s.inflight and time.monotonic() < deadline and client.loop(0.05) == 0:
                 pass
