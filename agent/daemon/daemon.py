@@ -5,6 +5,11 @@ publisher (or, with no broker configured, print it as a JSON line), and live
 well under systemd: READY/WATCHDOG/STATUS notifications, SIGHUP reloads the
 config (a broken one is reported and the running one kept), SIGTERM flushes
 what it can and exits within 5 s.
+
+It also counts what its own traffic costs (agent.usage, docs/data-cost.md): each
+run's bytes are estimated from its Reading, the publisher counts the MQTT
+connection's; a `usage` Reading says the month's total daily, and with a budget
+the schedule steps down as it runs out (and says so in its status).
 """
 
 from __future__ import annotations
@@ -20,20 +25,28 @@ import time
 from collections.abc import Mapping
 from typing import Any, Optional, TextIO
 
-from agent import __version__, probes
+from agent import __version__, clock, probes
 from agent.config import Config, ConfigError, TargetConfig, load_config
 from agent.daemon.scheduler import Scheduler
 from agent.daemon.sdnotify import Notifier
+from agent.publish.batch import Changes
 from agent.publish.spool import NOT_CONFIRMED, Spool, delivery_state, spool_path
 from agent.reading import topics
-from agent.reading.model import FieldValue
+from agent.reading.contract import conform
+from agent.reading.model import FieldValue, Outcome, Reading, make_reading
 from agent.runner import identity_of, run_target
+from agent.usage import estimate, pace, route
+from agent.usage import report as usage_report
+from agent.usage.meter import Meter
+from agent.usage.profile import suggestion
 
 log = logging.getLogger(__name__)
 
 EX_OK = 0
 STOP_BUDGET_S = 4.0  # SIGTERM to exit: systemd and the brief allow 5 s
 HOST_TARGET = "self"
+USAGE = "usage"
+FIRST_USAGE_S = 600.0  # the first usage Reading after a start, at most
 
 
 def scheduled_targets(cfg: Config) -> list[TargetConfig]:
@@ -83,6 +96,13 @@ class Daemon:
             self.spool = Spool(path, *limits)
         self.publisher: Any = None
         self.scheduler: Optional[Scheduler] = None
+        self.meter = Meter(cfg.node.state_dir, cfg.usage.budget_bytes(), cfg.throughput.reset_day)
+        self.estimator = estimate.Estimator()
+        self.changes = Changes()
+        self.level = self.meter.level()
+        self.suggested = ""  # the profile the link look suggests
+        self._usage_now: Optional[asyncio.Event] = None
+        self._refused: set[str] = set()
         self.stopping: Optional[asyncio.Event] = None
         self._reload_lock: Optional[asyncio.Lock] = None
         self._unhealthy_reported = False
@@ -95,27 +115,115 @@ class Daemon:
         self.identity = identity_of(cfg)
         self.ctx = cfg.probe_context()
         self.spool.max_rows, self.spool.max_bytes = cfg.spool.max_rows, int(cfg.spool.max_mb * 1e6)
+        self.meter.configure(cfg.usage.budget_bytes(), cfg.throughput.reset_day)
 
     # -- the measuring side ------------------------------------------------
     async def run_one(self, target: TargetConfig) -> Optional[Mapping[str, FieldValue]]:
         node = self.identity.node
         reading = await run_target(target, self.identity, self.ctx, seq=lambda: self.spool.next_seq(node))
         # No await between taking the seq and storing the row: nothing else can interleave.
+        self._count(target, reading)
+        self._store(reading, self.changes.urgent(reading.measurement, reading.target, reading.ok, reading.fields))
+        self._check_level()
+        return reading.fields
+
+    def _store(self, reading: Reading, urgent: bool = False) -> None:
+        """Spool a Reading and hand it to the publisher (or print it without a broker)."""
+        node = self.identity.node
         try:
             self.spool.append(reading, topics.topic(self.cfg.mqtt.topic, node, reading.site, reading.measurement))
         except sqlite3.Error as exc:  # disk full, read-only file system: say so once, keep measuring
             if str(exc) != self._spool_error:
                 self._spool_error = str(exc)
                 log.error("cannot write to the spool %s: %s; this reading is lost", self.spool.path, exc)
-            return reading.fields
+            return
         self._spool_error = ""
         if self.cfg.mqtt.broker:
             if self.publisher is not None:  # None only for a moment during a reload
-                self.publisher.wake()
+                self.publisher.wake(urgent)
         else:
             self.out.write(reading.to_json() + "\n")
             self.out.flush()
-        return reading.fields
+
+    # -- what watching costs (agent.usage) ------------------------------------
+    def _count(self, target: TargetConfig, reading: Reading) -> None:
+        """Add the run's uplink bytes to the ledger; note what the link look suggests."""
+        cost = self.estimator.run_bytes(reading.measurement, reading.target, reading.ok, reading.fields, target.options)
+        self.meter.add(reading.measurement, cost, label=target.label)
+        if reading.measurement == "throughput":
+            self.meter.flush()  # the test recorded its own bytes in the ledger: read them back
+        link_type = reading.fields.get("link_type") if reading.measurement == "link" else None
+        if isinstance(link_type, str):
+            found = suggestion(self.cfg.daemon.profile, link_type)
+            if found and found != self.suggested:
+                log.warning(
+                    "the link is %s, sold by the megabyte: [daemon] profile = \"%s\" keeps this agent's own "
+                    "traffic to a few MB a month (docs/data-cost.md)", link_type, found,
+                )  # fmt: skip
+            self.suggested = found
+
+    def _admit(self, target: TargetConfig) -> bool:
+        """Run a target only if its last run's cost still fits the budget (LAN targets cost nothing)."""
+        cost = self.meter.cost(target.label)
+        if cost == 0 or self.meter.allow(cost):
+            self._refused.discard(target.label)
+            return True
+        if target.label not in self._refused:
+            self._refused.add(target.label)
+            log.info("data budget: skipping %s (about %d bytes a run) while the budget is this low", target.label, cost)
+        return False
+
+    def _check_level(self) -> None:
+        """Step down (or back up) when the budget's pace says so, and say so."""
+        new = self.meter.level()
+        if new == self.level:
+            return
+        old, self.level = self.level, new
+        worse = pace.LEVELS.index(new) > pace.LEVELS.index(old)
+        month, budget = self.meter.month() / 1e6, (self.meter.budget or 0) / 1e6
+        (log.warning if worse else log.info)(
+            "data budget: %s -> %s at %.2f of %.2f MB this month%s",
+            old, new, month, budget, f": {pace.says(new)}" if pace.says(new) else "",
+        )  # fmt: skip
+        self._apply_level()
+        self.meter.flush()  # the step is kept in the ledger too
+        if self._usage_now is not None:
+            self._usage_now.set()
+
+    def _apply_level(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.set_plan(pace.plan(self.level, self.scheduler.targets, route.is_local))
+        if self.publisher is not None:
+            self.publisher.paused = self.level == pace.HOLD
+
+    def usage_reading(self) -> Reading:
+        """The usage Reading now (agent.usage.report)."""
+        self.meter.flush()
+        start, _ = self.meter.period()
+        fields = usage_report.fields(
+            self.meter.by_kind(), self.meter.today(), self.meter.budget, usage_report.plan_mb(self.cfg.site.tags),
+            self.level, start.isoformat(), self.cfg.daemon.profile, self.suggested,
+        )  # fmt: skip
+        now = time.time()
+        seq = self.spool.next_seq(self.identity.node)
+        return conform(
+            make_reading(self.identity, USAGE, HOST_TARGET, Outcome(True, fields), now, clock.monotonic_s(), 0.0, seq)
+        )
+
+    async def usage_loop(self) -> None:
+        """A usage Reading every [usage] reading_interval, and one at each change of step."""
+        self._usage_now = asyncio.Event()
+        wait = min(self.cfg.usage.reading_interval, FIRST_USAGE_S)
+        while True:
+            interval = self.cfg.usage.reading_interval
+            if interval <= 0:
+                await self._usage_now.wait()
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._usage_now.wait(), wait)
+            self._usage_now.clear()
+            self._store(self.usage_reading())
+            wait = interval if interval > 0 else FIRST_USAGE_S
 
     def _start_publisher(self) -> None:
         # paho loads only where a broker is configured: a stdout-only agent stays lighter.
@@ -125,11 +233,17 @@ class Daemon:
             self.publisher = None
             return
         settings = PublisherSettings(
-            mqtt=self.cfg.mqtt, node=self.identity.node, site=self.identity.site, config_digest=self.cfg.digest
+            mqtt=self.cfg.mqtt,
+            node=self.identity.node,
+            site=self.identity.site,
+            config_digest=self.cfg.digest,
+            meter=self.meter,
         )
         self.publisher = Publisher(
             settings, self.spool.path, self.spool.max_rows, self.spool.max_bytes, started_mono=self.started
-        ).start()
+        )
+        self.publisher.paused = self.level == pace.HOLD
+        self.publisher.start()
 
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> int:
@@ -147,7 +261,9 @@ class Daemon:
             jitter=self.cfg.daemon.jitter,
             ctx=self.ctx,
         )
+        self.scheduler.admit = self._admit
         self.scheduler.start()
+        self._apply_level()
         log.info(
             "netprobe %s running as %s: %d targets, %s, spool %s",
             __version__, self.identity.node, len(self.scheduler.targets),
@@ -156,11 +272,13 @@ class Daemon:
         )  # fmt: skip
         self.notifier.ready(self.status_line())
         supervisor = asyncio.ensure_future(self.supervise())
+        usage = asyncio.ensure_future(self.usage_loop())
         await self.stopping.wait()
         deadline = time.monotonic() + STOP_BUDGET_S
         log.info("stopping")
         self.notifier.stopping()
         supervisor.cancel()
+        usage.cancel()
         # A reload in progress could start a publisher or read the spool after we close it:
         # let it finish (it gives up its publisher within 2 s), but never past the stop budget.
         with contextlib.suppress(asyncio.TimeoutError):
@@ -168,6 +286,7 @@ class Daemon:
         await self.scheduler.stop()
         if self.publisher is not None:
             self.publisher.stop(max(0.5, deadline - time.monotonic()))
+        self.meter.flush()
         self.spool.close()
         self.notifier.close()
         return EX_OK
@@ -190,13 +309,20 @@ class Daemon:
             mqtt = self.cfg.mqtt
             if delivery_state(mqtt.confirm, mqtt.confirm_timeout, stats) == NOT_CONFIRMED:
                 line += f", NOT CONFIRMED for {stats.unconfirmed_s():.0f} s"
-        return f"{line}, dropped {stats.dropped}"
+        line += f", dropped {stats.dropped}"
+        if self.meter.budget:
+            line += f", data {self.meter.month() / 1e6:.2f} of {self.meter.budget / 1e6:g} MB"
+            line += f" ({self.level}: {pace.says(self.level).split(': ', 1)[-1]})" if self.level != pace.FULL else ""
+        return line
 
     async def supervise(self) -> None:
         """Pet the watchdog only while the scheduler and publisher really run; refresh STATUS."""
         period = min(10.0, self.notifier.watchdog_s / 2) if self.notifier.watchdog_s else 10.0
         while True:
             await asyncio.sleep(period)
+            self._count_watch(period)
+            self._check_level()
+            self.meter.maybe_flush()
             if self.healthy():
                 self._unhealthy_reported = False
                 if self.notifier.watchdog_s:
@@ -205,6 +331,14 @@ class Daemon:
                 self._unhealthy_reported = True
                 log.error("a scheduler task or the publisher has died; not petting the systemd watchdog")
             self.notifier.status(self.status_line())
+
+    def _count_watch(self, seconds: float) -> None:
+        """The link watcher's first-hop traces between looks (no Reading tells them): estimated."""
+        watch_s = self.cfg.linktype.watch_s
+        if self.scheduler is None or watch_s <= 0 or self.level == pace.HOLD:
+            return
+        if any(t.kind == "link" for t in self.scheduler.targets):
+            self.meter.add("link", estimate.watch_bytes(seconds, watch_s))
 
     async def reload(self) -> None:
         assert self._reload_lock is not None
@@ -238,5 +372,6 @@ class Daemon:
             self.scheduler.splay, self.scheduler.jitter = new.daemon.splay, new.daemon.jitter
             self.scheduler.ctx = self.ctx
             await self.scheduler.replace(scheduled_targets(new))
+            self._apply_level()
             log.info("config reloaded from %s (%s): %d targets", new.source, new.digest, len(self.scheduler.targets))
             self.notifier.status(self.status_line())

@@ -10,6 +10,11 @@ Probes marked `heavy` (throughput, path) run one at a time, and while one
 runs, or waits to run, light probes wait: a latency baseline measured during
 a throughput test would be a lie. That is a readers-writer gate with writer
 preference: light probes share it, a heavy probe holds it alone.
+
+To keep to a data budget the daemon may step the schedule down (agent.usage.pace):
+`set_plan` stretches each target's gaps by a factor or pauses it, and wakes the
+waiting tasks so a new plan applies at once; `admit` may skip a run whose cost
+would not fit.
 """
 
 from __future__ import annotations
@@ -103,11 +108,16 @@ class Scheduler:
         self.ctx = ctx or ProbeContext()
         self.gate: Optional[HeavyGate] = None
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.plan: Mapping[str, Optional[float]] = {}  # label -> gap factor; None: paused (data budget)
+        self.admit: Callable[[TargetConfig], bool] = lambda _t: True  # False: skip this run (data budget)
+        self._retuned: Optional[asyncio.Event] = None
 
     def start(self) -> None:
         """Start one task per target; call inside the running loop."""
         if self.gate is None:
             self.gate = HeavyGate()
+        if self._retuned is None:
+            self._retuned = asyncio.Event()
         for target in self.targets:
             self.tasks[target.label] = asyncio.ensure_future(self._loop(target))
 
@@ -123,6 +133,13 @@ class Scheduler:
         self.targets = list(targets)
         self.start()
 
+    def set_plan(self, plan: Mapping[str, Optional[float]]) -> None:
+        """Stretch (factor) or pause (None) targets by label; waiting tasks re-plan at once."""
+        self.plan = dict(plan)
+        if self._retuned is not None:
+            self._retuned.set()
+            self._retuned = asyncio.Event()
+
     def healthy(self) -> bool:
         """Every target's task is alive (none has died of a bug)."""
         return all(not t.done() for t in self.tasks.values())
@@ -133,6 +150,24 @@ class Scheduler:
         return jittered(target.interval, self.jitter, self.rng)
 
     async def _wait(
+        self, target: TargetConfig, probe: Probe, next_at: float, last: Optional[Mapping[str, FieldValue]]
+    ) -> bool:
+        """Until `next_at` or the probe's watcher (True: run now), or a new plan (False: plan again)."""
+        retuned = self._retuned
+        if retuned is None or next_at <= asyncio.get_running_loop().time():
+            await self._sleep(target, probe, next_at, last)
+            return True
+        timer = asyncio.ensure_future(self._sleep(target, probe, next_at, last))
+        replanned = asyncio.ensure_future(retuned.wait())
+        try:
+            done, _ = await asyncio.wait({timer, replanned}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (timer, replanned):
+                task.cancel()
+            await asyncio.gather(timer, replanned, return_exceptions=True)
+        return timer in done and not timer.cancelled()
+
+    async def _sleep(
         self, target: TargetConfig, probe: Probe, next_at: float, last: Optional[Mapping[str, FieldValue]]
     ) -> None:
         """Until `next_at`, or earlier when the probe's own watcher says so (e.g. a new uplink)."""
@@ -156,11 +191,20 @@ class Scheduler:
     async def _loop(self, target: TargetConfig) -> None:
         probe = self.probe_of(target)
         loop = asyncio.get_running_loop()
-        next_at = loop.time() + first_delay(target.interval, self.splay, self.rng)
+        started, gap = loop.time(), first_delay(target.interval, self.splay, self.rng)
         assert self.gate is not None
         last: Optional[Mapping[str, FieldValue]] = None
         while True:
-            await self._wait(target, probe, next_at, last)
+            factor = self.plan.get(target.label, 1.0)
+            if factor is None:  # paused by the data budget until the plan changes
+                assert self._retuned is not None
+                await self._retuned.wait()
+                continue
+            if not await self._wait(target, probe, started + gap * factor, last):
+                continue  # a new plan: the same gap, its new factor
+            if not self.admit(target):  # its cost would not fit the budget: skip this run
+                started, gap = loop.time(), self.gap(target, probe, last)
+                continue
             started = loop.time()
             gate = self.gate.heavy() if probe.heavy else self.gate.light()
             last = None
@@ -172,4 +216,4 @@ class Scheduler:
             except Exception:  # a sink error must not end this target's schedule
                 log.exception("running %s failed", target.label)
             # Late runs are not made up in a burst: the next one is one gap after this one began.
-            next_at = max(started + self.gap(target, probe, last), loop.time())
+            gap = self.gap(target, probe, last)
