@@ -46,6 +46,28 @@ class TcpCounts(NamedTuple):
         return TcpCounts(*(max(0, a - b) for a, b in zip(self, other)))
 
 
+CLOSE_WAIT = 8  # tcpi_state: the peer's FIN is in
+CLOSE_NOTIFY = 24 + TCP_SEGMENT  # a TLS close_notify record in its own segment
+
+
+def close_left(state: Optional[int], tls: bool) -> int:
+    """What closing a connection still costs once its counts are read: our FIN (and the peer's, unless
+    it came already), their ACKs, and a TLS close_notify each way still to come."""
+    if state == CLOSE_WAIT:
+        return 2 * TCP_SEGMENT + (CLOSE_NOTIFY if tls else 0)
+    return FIN_EXCHANGE + (2 * CLOSE_NOTIFY if tls else 0)
+
+
+def tcp_state(sock: Optional[socket.socket]) -> Optional[int]:
+    """The socket's TCP state (linux/tcp_states.h), or None."""
+    if sock is None:
+        return None
+    try:
+        return int(sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 8)[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def parse_tcp_info(raw: bytes) -> Optional[TcpCounts]:
     if len(raw) < SEGS_AT + 8:
         return None
