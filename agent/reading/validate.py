@@ -109,6 +109,15 @@ def _record(data: dict[str, Any], ts: float) -> Record:
     )
 
 
+# What a node's retained status may tell the collector (agent/publish/mqtt.py status_payload):
+# delivery health (sent, unconfirmed_s, delivery) included, so the office sees a node whose
+# Readings are never confirmed. Other keys are dropped, not stored.
+STATUS_KEYS = (
+    "version", "uptime_s", "config", "spool_depth", "dropped", "sent", "unconfirmed_s", "delivery",
+    "data_mb", "data_level",
+)  # fmt: skip
+
+
 def _status(node: str, data: dict[str, Any], now: float) -> Checked:
     state = data.get("state")
     if state not in STATES:
@@ -116,7 +125,7 @@ def _status(node: str, data: dict[str, Any], now: float) -> Checked:
     claimed = data.get("node", node)
     if claimed != node:
         return Rejected(SPOOFED, f"status for '{node}' claims node '{str(claimed)[:64]}'", node)
-    info = {k: v for k, v in data.items() if k in ("version", "uptime_s", "config", "spool_depth", "dropped")}
+    info = {k: v for k, v in data.items() if k in STATUS_KEYS}
     info = {k: v for k, v in info.items() if contract.is_number(v) or not contract.text_problem(v, 128)}
     ts = parse_ts(data.get("ts"))
     if ts is not None and ts > now + contract.MAX_FUTURE_S:

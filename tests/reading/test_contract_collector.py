@@ -136,3 +136,18 @@ def test_a_rejection_reason_holds_no_control_characters() -> None:
 def test_a_topic_whose_node_is_not_a_node_id_is_rejected() -> None:
     out = check_message("netprobe/sekayu/balai-agung/\x1b[2J/status", json.dumps({"state": "online"}).encode())
     assert isinstance(out, Rejected) and out.kind == BAD_TOPIC and out.node.isprintable()
+
+
+def test_a_nodes_delivery_health_in_its_status_reaches_the_store() -> None:
+    """The office must see a node whose Readings are never confirmed (issue 15): keep those keys."""
+    import json as _json
+
+    from agent.reading.validate import Status, check_message
+
+    body = {"state": "online", "node": "muba-sekayu-balai-agung-01", "sent": 12, "unconfirmed_s": 650,
+            "delivery": "not_confirmed", "data_mb": 3.5, "data_level": "full", "evil": "x" * 10}  # fmt: skip
+    out = check_message("netprobe/sekayu/balai-agung/muba-sekayu-balai-agung-01/status", _json.dumps(body).encode())
+    assert isinstance(out, Status)
+    assert {k: out.info[k] for k in ("sent", "unconfirmed_s", "delivery", "data_mb")} == {
+        "sent": 12, "unconfirmed_s": 650, "delivery": "not_confirmed", "data_mb": 3.5}  # fmt: skip
+    assert "evil" not in out.info
