@@ -27,6 +27,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("check-config", "check_config", "validate a config file (exit 0 valid, 78 invalid)"),
     ("run", "run", "run the agent: measure on schedule, spool, publish over MQTT"),
     ("spool", "spool", "the store-and-forward spool: status, or flush to the broker now"),
+    ("usage", "usage", "what the agent's own traffic cost this month, by kind, against its data budget"),
     ("speed-server", "speed_server", "LibreSpeed-compatible speed test server to test against"),
     ("collect", "collect", "the regency's collector: subscribe, validate, store readings"),
     ("fleet", "fleet", "the fleet view: dark desa, link types, per kecamatan (text, JSON, HTML)"),
