@@ -64,6 +64,7 @@ def as_json(data: dict[str, Any], store: Any) -> str:
 
 
 def as_text(data: dict[str, Any], lang: str) -> str:
+    from agent.collector.fleet import usage_text
     from agent.collector.htmlview import fmt, fmt_bytes, fmt_time, link_label
     from agent.i18n import text
 
@@ -96,7 +97,7 @@ def as_text(data: dict[str, Any], lang: str) -> str:
         speed = f"{fmt(v.download_mbps)}/{fmt(v.upload_mbps)}" if v.download_mbps is not None else "-"
         rows.append(
             [v.node, v.desa, state, link_label(v, lang), fmt(v.latency_p50_ms, 1, " ms"), fmt(v.loss_pct, 1, "%"),
-             speed, fmt_bytes(v.bytes_month), v.seq_gaps, fmt_time(v.last_seen, lang)]
+             speed, usage_text(v) or fmt_bytes(v.bytes_month), v.seq_gaps, fmt_time(v.last_seen, lang)]
         )  # fmt: skip
     lines += table(rows) if data["views"] else [text("fleet.none", lang)]
     if data["rejects"]:

@@ -60,6 +60,11 @@ class NodeView:
     version: str = ""
     spool_depth: Optional[int] = None  # from the node's retained status: its backlog
     dropped: Optional[int] = None  # readings its full spool had to drop (explains gaps)
+    # From the node's latest `usage` Reading (docs/data-cost.md): all of its own traffic this month,
+    # its data plan (site tag plan_mb) or else its budget, and the step it took to keep to the budget.
+    data_mb: Optional[float] = None
+    data_plan_mb: Optional[float] = None
+    data_level: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -167,6 +172,7 @@ def node_view(
     # the path window by design, so they are taken from every row, not only the recent ones.
     link = max((r for r in clean if isinstance(r["fields"].get("link_type"), str)), key=lambda r: r["ts"], default=None)
     speed = max((r for r in clean if _field(r, "download_mbps") is not None), key=lambda r: r["ts"], default=None)
+    usage = max((r for r in clean if r["measurement"] == "usage"), key=lambda r: r["ts"], default=None)
     seq_gaps = 0
     seq_min, seq_max = _int(node.get("seq_min")), _int(node.get("seq_max"))
     if seq_min is not None and seq_max is not None:
@@ -195,7 +201,32 @@ def node_view(
         version=_text(info.get("version", "")),
         spool_depth=_int(info.get("spool_depth")),
         dropped=_int(info.get("dropped")),
+        **usage_of(usage),
     )
+
+
+def usage_of(row: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """The data_* fields of a NodeView from a node's latest usage Reading (none: all unknown)."""
+    if row is None:
+        return {}
+    plan = _field(row, "plan_mb") or _field(row, "budget_mb") or None
+    level = row["fields"].get("level")
+    return {
+        "data_mb": _field(row, "month_mb"),
+        "data_plan_mb": plan,
+        "data_level": contract.printable(level, 16) if isinstance(level, str) else "",
+    }
+
+
+def usage_text(v: NodeView) -> Optional[str]:
+    """The node's own traffic against its plan, e.g. "3.2 / 1000 MB (0.3 %)" (and its step, when it stepped
+    down); None without a usage Reading."""
+    if v.data_mb is None:
+        return None
+    out = f"{v.data_mb:.1f} MB"
+    if v.data_plan_mb:
+        out = f"{v.data_mb:.1f} / {v.data_plan_mb:g} MB ({100 * v.data_mb / v.data_plan_mb:.1f} %)"
+    return out + (f", {v.data_level}" if v.data_level not in ("", "full") else "")
 
 
 def node_views(

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from agent.collector.fleet import KecamatanView, NodeView
+from agent.collector.fleet import KecamatanView, NodeView, usage_text
 from agent.i18n import text
 from agent.reading.contract import printable
 
@@ -122,7 +122,7 @@ def node_table(views: Sequence[NodeView], lang: str) -> str:
             f"<td>{esc(v.desa)}</td><td>{esc(v.node)}</td><td>{state_badge(v, lang)}</td>"
             f"<td>{esc(link_label(v, lang))}</td><td class='num'>{fmt(v.latency_p50_ms, 1, ' ms')}</td>"
             f"<td class='num'>{fmt(v.loss_pct, 1, '%')}</td><td class='num'>{esc(speed)}</td>"
-            f"<td class='num'>{fmt_bytes(v.bytes_month)}</td><td class='num'>{v.seq_gaps}</td>"
+            f"<td class='num'>{esc(usage_text(v) or fmt_bytes(v.bytes_month))}</td><td class='num'>{v.seq_gaps}</td>"
             f"<td>{esc(fmt_time(v.last_seen, lang))}</td></tr>"
         )
     return (
