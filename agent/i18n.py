@@ -387,6 +387,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "web.node.link_changes": {"en": "Link type changes", "id": "Perubahan jenis jaringan"},
     "web.node.contract": {"en": "contract {mbps} Mbit/s", "id": "kontrak {mbps} Mbit/s"},
     "web.node.data": {"en": "Data used", "id": "Pemakaian data"},
+    "web.node.agent_data": {
+        "en": "This node's own traffic this month (measuring and reporting): {used}.",
+        "id": "Lalu lintas node ini sendiri bulan ini (pengukuran dan pelaporan): {used}.",
+    },
     "web.node.ledger": {
         "en": "The node's own ledger: {mb} MB this month.",
         "id": "Catatan node sendiri: {mb} MB bulan ini.",

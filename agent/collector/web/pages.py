@@ -14,7 +14,7 @@ from typing import Optional
 from urllib.parse import urlencode
 
 from agent.collector import sla
-from agent.collector.fleet import KecamatanView, NodeView
+from agent.collector.fleet import KecamatanView, NodeView, usage_text
 from agent.collector.htmlview import fmt_bytes, kecamatan_bars
 from agent.collector.report import Report, report_body
 from agent.collector.web import charts
@@ -219,7 +219,7 @@ def kecamatan_page(ctx: Ctx, name: str, fleet: Fleet, month: Optional[dict[str, 
             f'<td>{esc(v.desa)}</td><td class="id">{_node_link(ctx, v.node)}</td><td>{badge(v, ctx.lang)}</td>'
             f"<td>{esc(link_label(v, ctx.lang))}</td><td class='num'>{fmt(v.latency_p50_ms, 1, ' ms')}</td>"
             f"<td class='num'>{fmt(v.loss_pct, 1, '%')}</td><td class='num'>{esc(speed)}</td>"
-            f"<td class='num'>{fmt_bytes(v.bytes_month)}</td>"
+            f"<td class='num'>{esc(usage_text(v) or fmt_bytes(v.bytes_month))}</td>"
             f"<td class='num'>{pct(tally.availability) if tally else '–'}</td><td>{esc(local(v.last_seen, ctx.tz))}</td></tr>"
         )
     body = (
@@ -323,6 +323,9 @@ def budget_block(ctx: Ctx, d: NodeDetail) -> str:
     ledger = ""
     if d.budget_month_mb is not None:
         ledger = f"<p>{t(ctx, 'web.node.ledger', mb=fmt(d.budget_month_mb, 1))}</p>"
+    own = usage_text(d.view)  # the node's own traffic against its plan (docs/data-cost.md)
+    if own:
+        ledger = f'<p id="agent-data">{t(ctx, "web.node.agent_data", used=own)}</p>' + ledger
     if not rows:
         return ledger + f'<p class="note">{t(ctx, "web.node.no_data_use")}</p>'
     head = f"<th>{t(ctx, 'web.node.month')}</th><th class='num'>{t(ctx, 'web.node.bytes')}</th>"

@@ -24,7 +24,7 @@ from agent.collector.web.rollup import Figures
 from agent.diagnose import verdicts
 from agent.reading.model import Reading
 
-WANTED = ("icmp", "tcp", "link", "throughput", "dns", "http")
+WANTED = ("icmp", "tcp", "link", "throughput", "dns", "http", "usage")
 RANGES: dict[str, tuple[float, float]] = {  # name -> (span, bucket width)
     "24h": (86400.0, 900.0),
     "7d": (7 * 86400.0, 3600.0),
@@ -58,7 +58,10 @@ def sites(store: Store, node: Optional[str] = None) -> dict[str, dict[str, Any]]
 
 # The fields the state rules read (fleet.node_view). The overview asks the database for these
 # alone: parsing every latest row's whole JSON was a third of the overview's time at 10,000 nodes.
-FLEET_FIELDS = ("loss_pct", "rtt_p50_ms", "connect_p50_ms", "link_type", "confidence", "download_mbps", "upload_mbps")
+FLEET_FIELDS: tuple[str, ...] = (
+    "loss_pct", "rtt_p50_ms", "connect_p50_ms", "link_type", "confidence", "download_mbps", "upload_mbps",
+    "month_mb", "plan_mb", "budget_mb", "level",  # the node's own traffic, from its usage Reading (docs/data-cost.md)
+)  # fmt: skip
 
 
 def _fields_sql(store: Store, keys: Optional[Sequence[str]]) -> str:
@@ -128,7 +131,7 @@ class Fleet:
     readings_stored: dict[str, int]
 
 
-FLEET_KINDS = ("icmp", "tcp", "link", "throughput")  # what the state rules read
+FLEET_KINDS = ("icmp", "tcp", "link", "throughput", "usage")  # what the state rules and the data column read
 
 
 def snapshot(
