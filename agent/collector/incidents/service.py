@@ -70,6 +70,8 @@ class IncidentService:
     def run_engine(self) -> None:
         store: Optional[Store] = None
         delay = 1.0
+        # Let the collector open (and on a new file create) its database first: both at once collide.
+        self.stop.wait(min(5.0, self.s.evaluate_every_s))
         while not self.stop.is_set():
             try:
                 if store is None:
