@@ -173,6 +173,37 @@ def test_an_incident_over_before_hold_s_is_recorded_but_not_told() -> None:
     assert sim.told() == []
 
 
+def test_the_collectors_own_outage_makes_no_desa_dark() -> None:
+    sim = Sim(settings(groups=[{"name": "hub", "kecamatan": ["Sekayu"]}]))
+    for i in range(3):
+        sim.add(f"n{i}")
+    sim.run(20 * MIN)
+    sim.collector_down = True  # its broker connection is gone for 40 min; the nodes are fine
+    sim.run(40 * MIN)
+    sim.collector_back()
+    sim.run(20 * MIN)
+    assert sim.incidents() == [] and sim.told() == []
+
+
+def test_a_restarted_collector_gives_every_node_a_silent_time_for_its_backlog() -> None:
+    sim = Sim()
+    for i in range(3):
+        sim.add(f"n{i}")
+    sim.run(20 * MIN)
+    sim.collector_down = True  # the collector is stopped for 40 min
+    sim.run(40 * MIN)
+    sim.engine = Engine(sim.cfg, sim.engine.policy)  # it starts again, knowing only the database
+    for n in sim.nodes.values():
+        sim._row(n, last_ts=T0 + 20 * MIN)
+        sim.engine.node({"node": n.node, "last_seen": T0 + 20 * MIN, "status": "online"})
+    sim.collector_back(slowly=True)
+    for node in sim.nodes:  # the broker hands over one node's backlog a minute: n0 is heard long before n2
+        sim.run(MIN)
+        sim.release(node)
+    sim.run(10 * MIN)
+    assert sim.incidents() == [] and sim.told() == []
+
+
 def three(sim: Sim) -> None:
     for i, desa in enumerate(("Balai Agung", "Soak Baru", "Kayuara")):
         sim.add(f"n{i}", desa=desa)

@@ -71,6 +71,9 @@ class Sim:
         self.notices: list[Notice] = []
         self.stored: dict[str, Incident] = {}  # what the loop would have written
         self._next_pass = T0
+        self.collector_down = False  # the collector hears nothing; the broker keeps it all for later
+        self.backlog: list[tuple[str, Any]] = []
+        self.holding: set[str] = set()  # nodes whose backlog the broker has not delivered yet
 
     # -- the fleet --------------------------------------------------------------------------
     def add(self, node: str, kecamatan: str = "Sekayu", desa: str = "", **site: Any) -> SimNode:
@@ -120,13 +123,13 @@ class Sim:
         if not reachable and n.state in ("uplink", "lan", "off"):
             self._lose(n, self.will_s)
         if n.lost_at is not None and self.now >= n.lost_at and not n.connected:
-            self.engine.status(n.node, "offline", self.now)
+            self._status(n.node, "offline")
             n.lost_at = None
         if reachable and not n.connected:
             n.connected = True
-            self.engine.status(n.node, "online", self.now)
+            self._status(n.node, "online")
             for o in n.spool:
-                self.engine.reading(o._replace(received=self.now))
+                self._reading(o)
             n.spool.clear()
         if n.state in ("off", "stopped"):
             return
@@ -134,9 +137,41 @@ class Sim:
             return
         for o in self._readings(n):
             if n.connected and reachable:
-                self.engine.reading(o._replace(received=self.now))
+                self._reading(o)
             else:
                 n.spool.append(o)
+
+    def _reading(self, o: Obs) -> None:
+        if self.collector_down or o.node in self.holding:
+            self.backlog.append(("reading", o))
+        else:
+            self.engine.reading(o._replace(received=self.now))
+
+    def _status(self, node: str, state: str) -> None:
+        if self.collector_down or node in self.holding:
+            self.backlog.append(("status", (node, state)))
+        else:
+            self.engine.status(node, state, self.now)
+
+    def collector_back(self, slowly: bool = False) -> None:
+        """The collector hears the broker again and gets what it kept: all at once, or (`slowly`) one
+        node's backlog at a time, each when `release(node)` is called."""
+        self.collector_down = False
+        if slowly:
+            self.holding = set(self.nodes)
+            return
+        for node in list(self.nodes):
+            self.release(node)
+
+    def release(self, node: str) -> None:
+        self.holding.discard(node)
+        mine = [(k, item) for k, item in self.backlog if (item.node if k == "reading" else item[0]) == node]
+        self.backlog = [(k, item) for k, item in self.backlog if (item.node if k == "reading" else item[0]) != node]
+        for kind, item in mine:
+            if kind == "reading":
+                self._reading(item)
+            else:
+                self._status(*item)
 
     def _readings(self, n: SimNode) -> list[Obs]:
         gw_ok = n.state in ("up", "uplink")

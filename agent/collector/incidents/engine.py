@@ -335,6 +335,8 @@ class Engine:
         self.incidents: dict[str, Incident] = {}  # open ones, and closed ones still in view
         self.groups: dict[str, Incident] = {}  # group key -> its open upstream incident
         self.too_late = 0
+        self.last_heard: Optional[float] = None  # the newest arrival from any node
+        self.hearing_since = 0.0  # since when the collector hears the fleet without a break
         self._changed: dict[str, Incident] = {}
         self._by_kec: dict[str, list[str]] = {g.name: [k.casefold() for k in g.kecamatan] for g in settings.groups}
 
@@ -360,6 +362,8 @@ class Engine:
             if row.get(key) != st.row.get(key):
                 st.row[key] = row.get(key)
                 st.touched = True
+                if key != "status" and isinstance(row.get(key), (int, float)):
+                    self._heard(float(row[key]))
         if hint is not None and float(hint) > st.last_ts and st.last < 0:
             # Nothing of it in view (silent since before the look back): its last Reading starts the tail.
             k = st.index(int(float(hint) // self.slot))
@@ -442,8 +446,10 @@ class Engine:
             epochs[-1].last = o.ts
         if not o.clock_synced or st.unsynced_since is not None:
             self._clock(st, o)
-        if o.received is not None and (st.row.get("last_seen") or 0.0) < o.received:
-            st.row["last_seen"] = o.received
+        if o.received is not None:
+            self._heard(o.received)
+            if (st.row.get("last_seen") or 0.0) < o.received:
+                st.row["last_seen"] = o.received
         if st.dirty_from is None or s < st.dirty_from:
             st.dirty_from = s
         st.touched = True
@@ -453,6 +459,16 @@ class Engine:
         st = self._state(node, received)
         st.row["status"], st.row["status_received"] = state, received
         st.touched = True
+        self._heard(received)
+
+    def _heard(self, received: float) -> None:
+        """Something arrived. After a break of half a silent time with nothing from anyone (the collector's outage,
+        or its restart) the fleet is heard again only from now: no node is silent for the break."""
+        last = self.last_heard
+        if last is None or received > last:
+            if last is not None and received - last > self.policy.silent_after_s / 2:
+                self.hearing_since = received
+            self.last_heard = received
 
     def load(self, incidents: Iterable[Incident]) -> None:
         """Incidents from the store, after a restart: open ones continue, closed ones are only recognised
@@ -575,20 +591,27 @@ class Engine:
         """One pass: revise incidents of nodes that changed or may have, group them, decide notices."""
         self._changed = {}
         silent_after = self.policy.silent_after_s
+        # Nothing from anyone for half a silent time: the collector (its broker, its database) is the one cut
+        # off, and sooner than any node could be judged silent on its own.
+        blind = self.last_heard is None or now - self.last_heard > silent_after / 2
         for st in self.nodes.values():
             last_heard = st.row.get("last_seen") or st.row.get("status_received") or 0.0
             due = st.touched or any(i.end is None for i in st.incidents) or now - float(last_heard) > silent_after
             if due:
-                self._evaluate_node(st, now)
+                self._evaluate_node(st, now, blind)
         self._evaluate_groups(now)
         notices = self._decide(now)
         changed = list(self._changed.values())
         self._forget()
         return Pass(changed, notices)
 
-    def _evaluate_node(self, st: NodeState, now: float) -> None:
+    def _evaluate_node(self, st: NodeState, now: float, blind: bool = False) -> None:
         st.touched = False
-        tail_bad = fleet.state_of(st.row, now, self.policy) != fleet.ONLINE
+        row = st.row
+        heard = now if blind else max(float(row.get("last_seen") or 0.0), self.hearing_since)
+        if heard != row.get("last_seen"):
+            row = {**row, "last_seen": heard}  # silent only while the collector heard the others
+        tail_bad = fleet.state_of(row, now, self.policy) != fleet.ONLINE
         dark, loss, slow, gaps = self._run(st, now, tail_bad)
         self._reconcile(st, C.DARK, [self._dark_times(st, sg, gaps, now) for sg in _segments(dark)], now)
         dark_now = dark.open
