@@ -218,8 +218,7 @@ class Bed:
             f'[node]\nid = "{NODES[i]}"\nstate_dir = "{state}"\n[site]\nkecamatan = "{kec}"\ndesa = "{desa}"\n'
             "[daemon]\nsplay = 0\nhost_interval = 0\n"
             f'[mqtt]\nbroker = "mqtt://{CORE_IP}:1883"\nkeepalive = 5\nreconnect_min = 0.2\nreconnect_max = 1.0\n'
-            "batch_s = 0.5\n"  # batches, as by default, but sent well within the collector's 2 s silent time
-            + targets
+            "batch_s = 0.5\n" + targets  # batches, as by default, but sent well within the collector's 2 s silent time
         )
 
     def new_boot(self, i: int) -> str:
