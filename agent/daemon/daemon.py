@@ -15,8 +15,10 @@ the schedule steps down as it runs out (and says so in its status).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -29,8 +31,9 @@ from agent import __version__, clock, probes
 from agent.config import Config, ConfigError, TargetConfig, load_config
 from agent.daemon.scheduler import Scheduler
 from agent.daemon.sdnotify import Notifier
+from agent.publish import recover
 from agent.publish.batch import Changes
-from agent.publish.spool import NOT_CONFIRMED, Spool, delivery_state, spool_path
+from agent.publish.spool import NOT_CONFIRMED, Spool, SpoolStats, delivery_state, rebuild, spool_path
 from agent.reading import topics
 from agent.reading.contract import conform
 from agent.reading.model import FieldValue, Outcome, Reading, make_reading
@@ -47,6 +50,9 @@ STOP_BUDGET_S = 4.0  # SIGTERM to exit: systemd and the brief allow 5 s
 HOST_TARGET = "self"
 USAGE = "usage"
 FIRST_USAGE_S = 600.0  # the first usage Reading after a start, at most
+REBUILD_GAP_S = 60.0  # damage again sooner after a rebuild: the card may be failing, let systemd restart us
+REBUILD_LIMIT_S = 120.0  # a rebuild still running after this long no longer counts as healthy
+HELD_MAX = 1000  # Readings kept in memory for the rebuilt spool while the damaged one refuses them
 
 
 def scheduled_targets(cfg: Config) -> list[TargetConfig]:
@@ -78,22 +84,26 @@ class Daemon:
         os.makedirs(cfg.node.state_dir, mode=0o750, exist_ok=True)
         path, limits = spool_path(cfg.node.state_dir), (cfg.spool.max_rows, int(cfg.spool.max_mb * 1e6))
         try:
-            self.spool = Spool(path, *limits)
+            self.spool = Spool(path, *limits, check=True)
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError):  # locked, unreadable: not damage, say so and stop
+            if not recover.is_damage(exc):  # locked, unreadable, a newer schema: not damage, say so and stop
                 raise
-            # An unattended node must keep measuring: keep the damaged file for forensics, start afresh.
-            # Its seqs are not reused: the new spool continues above the high-water mark (seq-hwm.json).
-            aside = f"{path}.damaged-{int(time.time())}"
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(path + suffix):
-                    os.replace(path + suffix, aside + suffix)
-            log.error(
-                "the spool %s is damaged (%s): moved to %s; starting a new one (its readings are lost; "
-                "seq continues above the last one reserved)",
-                path, exc, aside,
-            )  # fmt: skip
-            self.spool = Spool(path, *limits)
+            # An unattended node must keep measuring: what can be read goes into a new spool, the damaged
+            # file is kept for a look, and seqs continue above the last one (seq-hwm.json).
+            log.error("the spool %s is damaged (%s): rebuilding it", path, exc)
+            self.spool = rebuild(path, *limits)[0]
+        # One writer thread appends: a FULL commit's fsync (50-200 ms on an SD card) must not hold up the
+        # loop while other probes are timing (docs/benchmarks.md). Its queue keeps the rows in seq order.
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spool-writer")
+        self._stats: Optional[SpoolStats] = None  # as the writer last read them, for the status line
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._rebuilding = False
+        self._rebuild_task: Optional[asyncio.Future[None]] = None
+        self._rebuild_started = 0.0
+        self._rebuilt_at = -REBUILD_GAP_S
+        self._spool_broken = ""  # why the spool cannot take Readings: not healthy, no watchdog
+        self._held: list[tuple[Reading, str]] = []  # refused by the damaged spool, for the rebuilt one
+        self._stop_listening = recover.listen(path, self._damage_seen)
         self.publisher: Any = None
         self.scheduler: Optional[Scheduler] = None
         self.meter = Meter(cfg.node.state_dir, cfg.usage.budget_bytes(), cfg.throughput.reset_day)
@@ -121,18 +131,36 @@ class Daemon:
     async def run_one(self, target: TargetConfig) -> Optional[Mapping[str, FieldValue]]:
         node = self.identity.node
         reading = await run_target(target, self.identity, self.ctx, seq=lambda: self.spool.next_seq(node))
-        # No await between taking the seq and storing the row: nothing else can interleave.
+        # No await between taking the seq and queueing the row for the writer: nothing else can interleave.
         self._count(target, reading)
         self._store(reading, self.changes.urgent(reading.measurement, reading.target, reading.ok, reading.fields))
         self._check_level()
         return reading.fields
 
     def _store(self, reading: Reading, urgent: bool = False) -> None:
-        """Spool a Reading and hand it to the publisher (or print it without a broker)."""
-        node = self.identity.node
+        """Queue a Reading for the spool's writer thread; once stored, hand it to the publisher (or print
+        it without a broker). The loop never waits for the fsync, and the queue keeps seq order."""
+        topic = topics.topic(self.cfg.mqtt.topic, self.identity.node, reading.site, reading.measurement)
+        stored = asyncio.get_running_loop().run_in_executor(self._writer, self._append, reading, topic)
+        stored.add_done_callback(functools.partial(self._stored, reading, urgent))
+
+    def _append(self, reading: Reading, topic: str) -> None:
+        """In the writer thread, to the spool of the moment (a rebuild replaces it in this thread too).
+        A Reading the damaged spool refuses waits in memory for the rebuilt one."""
         try:
-            self.spool.append(reading, topics.topic(self.cfg.mqtt.topic, node, reading.site, reading.measurement))
-        except sqlite3.Error as exc:  # disk full, read-only file system: say so once, keep measuring
+            self.spool.append(reading, topic)
+        except sqlite3.DatabaseError as exc:
+            if not recover.is_damage(exc) or len(self._held) >= HELD_MAX:
+                raise
+            self._held.append((reading, topic))
+            return
+        self._stats = self.spool.stats()
+
+    def _stored(self, reading: Reading, urgent: bool, stored: asyncio.Future[None]) -> None:
+        if stored.cancelled():
+            return
+        exc = stored.exception()
+        if exc is not None:  # disk full, read-only file system, a spool being rebuilt: say so once, keep measuring
             if str(exc) != self._spool_error:
                 self._spool_error = str(exc)
                 log.error("cannot write to the spool %s: %s; this reading is lost", self.spool.path, exc)
@@ -148,7 +176,10 @@ class Daemon:
     # -- what watching costs (agent.usage) ------------------------------------
     def _count(self, target: TargetConfig, reading: Reading) -> None:
         """Add the run's uplink bytes to the ledger; note what the link look suggests."""
-        cost = self.estimator.run_bytes(reading.measurement, reading.target, reading.ok, reading.fields, target.options)
+        code = str((reading.error or {}).get("code", ""))
+        cost = self.estimator.run_bytes(
+            reading.measurement, reading.target, reading.ok, reading.fields, target.options, code
+        )
         self.meter.add(reading.measurement, cost, label=target.label)
         if reading.measurement == "throughput":
             self.meter.flush()  # the test recorded its own bytes in the ledger: read them back
@@ -182,7 +213,7 @@ class Daemon:
         worse = pace.LEVELS.index(new) > pace.LEVELS.index(old)
         month, budget = self.meter.month() / 1e6, (self.meter.budget or 0) / 1e6
         (log.warning if worse else log.info)(
-            "data budget: %s -> %s at %.2f of %.2f MB this month%s",
+            "data budget: %s -> %s at %.3f of %g MB this month%s",
             old, new, month, budget, f": {pace.says(new)}" if pace.says(new) else "",
         )  # fmt: skip
         self._apply_level()
@@ -247,7 +278,7 @@ class Daemon:
 
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> int:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -284,21 +315,36 @@ class Daemon:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._reload_lock.acquire(), max(0.1, deadline - time.monotonic() - 2.0))
         await self.scheduler.stop()
+        with contextlib.suppress(asyncio.TimeoutError):  # what is queued for the spool goes in before the last flush
+            await asyncio.wait_for(
+                loop.run_in_executor(self._writer, time.monotonic), max(0.1, deadline - time.monotonic() - 1.0)
+            )
         if self.publisher is not None:
             self.publisher.stop(max(0.5, deadline - time.monotonic()))
         self.meter.flush()
+        self._writer.shutdown(wait=True)
+        self._stop_listening()
+        if self._held:
+            log.error(
+                "%d reading(s) the damaged spool refused are lost: it was not rebuilt before the stop", len(self._held)
+            )
         self.spool.close()
         self.notifier.close()
         return EX_OK
 
     def healthy(self) -> bool:
         publisher_ok = self.publisher is None or self.publisher.alive()
-        return bool(self.scheduler and self.scheduler.healthy() and publisher_ok)
+        return bool(self.scheduler and self.scheduler.healthy() and publisher_ok and self._spool_ok())
+
+    def _spool_ok(self) -> bool:
+        """The spool takes Readings: not broken, and not stuck in a rebuild."""
+        stuck = self._rebuilding and time.monotonic() - self._rebuild_started > REBUILD_LIMIT_S
+        return not self._spool_broken and not stuck
 
     def status_line(self) -> str:
         """systemd's STATUS=: e.g. "7 targets, connected, spool 12 (10 sent, 2 waiting), dropped 0", with
         "NOT CONFIRMED for 650 s" once a sent reading has waited past mqtt.confirm_timeout."""
-        stats = self.spool.stats()
+        stats = self._spool_stats()
         if self.publisher is None:
             link = "no broker"
         else:
@@ -329,8 +375,88 @@ class Daemon:
                     self.notifier.watchdog()
             elif not self._unhealthy_reported:
                 self._unhealthy_reported = True
-                log.error("a scheduler task or the publisher has died; not petting the systemd watchdog")
+                why = self._spool_broken or "a scheduler task or the publisher has died"
+                log.error("%s; not petting the systemd watchdog", why)
+            if self._spool_broken:
+                self._rebuild_soon(recover.Damaged(self._spool_broken))  # once REBUILD_GAP_S has passed
+            with contextlib.suppress(asyncio.TimeoutError):  # fresh counts, read by the writer thread
+                await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(self._writer, self._read_stats), 2.0)
             self.notifier.status(self.status_line())
+
+    def _spool_stats(self) -> SpoolStats:
+        """The spool's counts as the writer thread last read them: the loop must not wait for the
+        writer's connection while it commits. Read here only before the first Reading."""
+        if self._stats is None:
+            self._read_stats()
+        return self._stats or SpoolStats(0, 0, 0)
+
+    def _read_stats(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # a spool that could not be rebuilt is closed
+            self._stats = self.spool.stats()
+
+    # -- a damaged spool (agent.publish.recover) --------------------------------------------------------
+    def _damage_seen(self, exc: BaseException) -> None:
+        """Any thread's connection met damage in the spool: rebuild it, from the loop."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the agent is stopping
+                self._loop.call_soon_threadsafe(self._rebuild_soon, exc)
+
+    def _rebuild_soon(self, exc: BaseException) -> None:
+        if self._rebuilding or self.stopping is None or self.stopping.is_set():
+            return
+        if time.monotonic() < self._rebuilt_at + REBUILD_GAP_S:
+            if not self._spool_broken:
+                self._spool_broken = (
+                    f"the spool {self.spool.path} is damaged again ({exc}) within {REBUILD_GAP_S:g} s of its rebuild"
+                )
+                log.error("%s: the SD card may be failing", self._spool_broken)
+            return
+        self._rebuilding, self._rebuild_started = True, time.monotonic()
+        self._rebuild_task = asyncio.ensure_future(self._rebuild_spool(exc))
+
+    async def _rebuild_spool(self, exc: BaseException) -> None:
+        """Stop the publisher (its connection holds the file), rebuild the spool in the writer thread
+        (Readings queued meanwhile go to the new spool, in order), start a new publisher. If that fails
+        the spool takes no Readings: the watchdog is no longer petted, so systemd restarts the agent,
+        which rebuilds at open or says what stops it; without systemd it tries again every minute."""
+        loop = asyncio.get_running_loop()
+        path, retry = self.spool.path, bool(self._spool_broken)
+        (log.info if retry else log.error)("the spool %s is damaged (%s): rebuilding it", path, exc)
+        assert self._reload_lock is not None
+        try:
+            async with self._reload_lock:  # no reload starts a publisher meanwhile
+                publisher, self.publisher = self.publisher, None
+                if publisher is not None:
+                    await loop.run_in_executor(None, publisher.stop, 2.0)
+                    for _ in range(150):  # a connect in progress may take longer than the stop's 2 s
+                        if not publisher.alive():
+                            break
+                        await asyncio.sleep(0.2)
+                    else:
+                        raise RuntimeError("the MQTT publisher did not let go of the spool within 30 s")
+                await loop.run_in_executor(self._writer, self._rebuild_in_writer)
+                if self.stopping is not None and not self.stopping.is_set():
+                    self._start_publisher()
+            if self._spool_broken:
+                log.warning("the spool %s takes readings again", path)
+            self._spool_broken = ""
+        except Exception as failure:
+            broken = f"the spool {path} is damaged and could not be rebuilt ({failure})"
+            if broken != self._spool_broken:
+                log.error("%s: new readings are lost until it is", broken)
+            self._spool_broken = broken
+        finally:
+            self._rebuilding, self._rebuilt_at = False, time.monotonic()
+
+    def _rebuild_in_writer(self) -> None:
+        old = self.spool
+        with contextlib.suppress(sqlite3.Error):
+            old.close()
+        self.spool = rebuild(old.path, old.max_rows, old.max_bytes)[0]
+        held, self._held = self._held, []
+        for reading, topic in held:
+            self.spool.append(reading, topic)
+        self._stats = self.spool.stats()
 
     def _count_watch(self, seconds: float) -> None:
         """The link watcher's first-hop traces between looks (no Reading tells them): estimated."""

@@ -62,12 +62,13 @@ def icmp(target: str, fields: Mapping[str, Any], options: Any, local: Local) -> 
     return wire.icmp_echo(_num(fields, "sent"), _num(fields, "received") + _num(fields, "duplicates"), payload)
 
 
-def tcp(target: str, fields: Mapping[str, Any], local: Local) -> int:
+def tcp(target: str, fields: Mapping[str, Any], local: Local, error: str = "") -> int:
     if local(_host(target)):
         return 0
     answered = _num(fields, "received")
     unanswered = max(0, _num(fields, "sent") - answered)
-    return answered * wire.tcp_connection() + unanswered * wire.tcp_connection(answered=False)
+    failed = wire.tcp_refused() if error == "refused" else wire.tcp_connection(answered=False)
+    return answered * wire.tcp_connection() + unanswered * failed
 
 
 def dns(target: str, ok: bool, fields: Mapping[str, Any], options: Any, local: Local) -> int:
@@ -138,12 +139,14 @@ def run_bytes(
     options: Any = None,
     local: Local = route.is_local,
     lookup: int = 0,
+    error: str = "",
 ) -> int:
-    """Uplink bytes of one probe run, estimated from its Reading (0 for kinds that send nothing)."""
+    """Uplink bytes of one probe run, estimated from its Reading (0 for kinds that send nothing);
+    `error` is its error code, if it failed."""
     if measurement == "icmp":
         return icmp(target, fields, options, local)
     if measurement == "tcp":
-        return tcp(target, fields, local)
+        return tcp(target, fields, local, error)
     if measurement == "dns":
         return dns(target, ok, fields, options, local)
     if measurement == "http":
@@ -191,7 +194,13 @@ class Estimator:
         return wire.udp_exchange(query, query + 12 + 4) + wire.udp_exchange(query, query + 50)
 
     def run_bytes(
-        self, measurement: str, target: str, ok: bool, fields: Mapping[str, Any], options: Optional[Any] = None
+        self,
+        measurement: str,
+        target: str,
+        ok: bool,
+        fields: Mapping[str, Any],
+        options: Optional[Any] = None,
+        error: str = "",
     ) -> int:
         lookup = self.lookup_cost(_host(target)) if measurement == "http" else 0
-        return run_bytes(measurement, target, ok, fields, options, self.local, lookup)
+        return run_bytes(measurement, target, ok, fields, options, self.local, lookup, error)

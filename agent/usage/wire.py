@@ -23,7 +23,8 @@ ICMP = 8
 TCP = 32  # 20 + the timestamp option Linux puts on every segment
 SYN_OPTIONS = 8  # a SYN's MSS, SACK-permitted and window-scale options beyond TCP
 TCP_SEGMENT = FRAME + IP + TCP  # a segment's overhead
-FIN_EXCHANGE = 4 * TCP_SEGMENT  # FIN and ACK each way, after the last TCP_INFO read
+FIN_EXCHANGE = 3 * TCP_SEGMENT  # FIN, the peer's FIN with its ACK, the last ACK (measured on the testbed)
+RST = FRAME + IP + 20
 
 TCP_INFO = getattr(socket, "TCP_INFO", 11)
 # struct tcp_info (linux/tcp.h): bytes_acked, bytes_received (u64) at 120, 128; segs_out, segs_in (u32)
@@ -104,10 +105,15 @@ def udp_exchange(query: int, answer: int) -> int:
     return 2 * (FRAME + IP + UDP) + query + answer
 
 
+def tcp_refused() -> int:
+    """A SYN answered with a reset."""
+    return TCP_SEGMENT + SYN_OPTIONS + RST
+
+
 def tcp_connection(request: int = 0, response: int = 0, answered: bool = True) -> int:
     """A whole short TCP connection: handshake, one request and response (one segment each, ACKed), close."""
     if not answered:
-        return 2 * (TCP_SEGMENT + SYN_OPTIONS)  # a SYN and its retry
+        return 2 * (TCP_SEGMENT + SYN_OPTIONS)  # a SYN and its retry, unanswered
     handshake = 3 * TCP_SEGMENT + 2 * SYN_OPTIONS
     data = (TCP_SEGMENT + request + TCP_SEGMENT if request else 0) + (
         TCP_SEGMENT + response + TCP_SEGMENT if response else 0
