@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from agent import clock
 from agent.config import Config
 from agent.diagnose.options import DEADLINE_S, DiagnoseOptions
-from agent.diagnose.verdicts import FAIL, OK, SKIP, Check, role_of
-from agent.linktype.classify import classify
+from agent.diagnose.verdicts import FAIL, OK, SKIP, Check, Params, role_of
+from agent.linktype.classify import Observation, Verdict, classify
 from agent.linktype.evidence import Plan, gather
 from agent.linktype.report import operators_from, verdict_fields
 from agent.reading.model import TIMEOUT, Outcome, ProbeFailure, Reading, make_reading
@@ -44,14 +43,14 @@ def reference_target(cfg: Config) -> str:
     return "1.1.1.1"
 
 
-def evidence_numbers(verdict: Any) -> list[tuple[str, dict[str, Any]]]:
-    out: list[tuple[str, dict[str, Any]]] = []
+def evidence_numbers(verdict: Verdict) -> list[tuple[str, Params]]:
+    out: list[tuple[str, Params]] = []
     for e in verdict.evidence:
         out.append((f"link.ev.{e.rule}", dict(e.params)))
     return out
 
 
-async def look(cfg: Config, target: str, seconds: float) -> tuple[Any, Any, dict[str, Any]]:
+async def look(cfg: Config, target: str, seconds: float) -> tuple[Verdict, Observation, dict[str, str]]:
     lt = cfg.linktype
     plan = Plan(
         observe_s=max(1.0, seconds),
@@ -98,7 +97,7 @@ async def link_check(
     if verdict is None:
         error = outcome.error.message if outcome.error else ""
         return [reading], [Check("link", SKIP, [("link.failed", {"why": error})], readings=(reading.id,))]
-    numbers = [
+    numbers: list[tuple[str, Params]] = [
         (
             "link.verdict",
             {

@@ -20,12 +20,13 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any, Optional
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Optional
 
 from agent.linktype import features as lf
 from agent.linktype.features import PromoTrial, Sample
 from agent.linktype.periodicity import Periodicity, known_phase, periodicity
+from agent.reading.model import FieldValue
 
 FIBER, GEO, LEO, CELLULAR, OTHER, UNKNOWN = "fiber", "satellite-geo", "satellite-leo", "cellular", "other", "unknown"
 CLASSES = (FIBER, GEO, LEO, CELLULAR, OTHER)
@@ -84,7 +85,7 @@ class Evidence:
     rule: str  # stable id; i18n key "link.ev.<rule>"
     link_type: str  # the class it votes for ("" = information only)
     confidence: float
-    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    params: Mapping[str, FieldValue] = dataclasses.field(default_factory=dict)
 
     @property
     def weight(self) -> float:
@@ -92,7 +93,7 @@ class Evidence:
             return 0.0
         return logit(self.confidence) - logit(PRIOR)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"rule": self.rule, "link_type": self.link_type, "confidence": self.confidence, **self.params}
 
 
@@ -106,8 +107,8 @@ class Verdict:
     candidates: tuple[tuple[str, float], ...] = ()  # (class, posterior), best first
     links: tuple[Verdict, ...] = ()  # two links (failover / multi-WAN) when seen
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
             "link_type": self.link_type,
             "confidence": self.confidence,
             "access": self.access,
@@ -260,7 +261,7 @@ def step_rules(access: Sequence[Sample], clock_synced: bool) -> tuple[list[Evide
     out: list[Evidence] = []
     phase: Optional[float] = lf.STARLINK_PHASE_S if clock_synced else None
     if per is not None and per.periodic:
-        params: dict[str, Any] = {"step_ms": round(per.step_ms, 1), "contrast": round(per.contrast, 1)}
+        params: dict[str, FieldValue] = {"step_ms": round(per.step_ms, 1), "contrast": round(per.contrast, 1)}
         params.update(boundaries=per.boundaries, phase_s=per.phase_s)
         conf = 0.85 if per.boundaries >= 8 else 0.8 if per.boundaries >= 5 else 0.72
         if not clock_synced:
@@ -290,7 +291,7 @@ def promo_rule(trials: Sequence[PromoTrial], skipped: int = 0) -> Optional[Evide
     other users keep the radio awake; one with it is hard to get from any other medium."""
     hits, valid, median = lf.promo_hits(trials)
     disturbed = [t.disturbed for t in trials if t.disturbed]
-    params: dict[str, Any] = {"delta_ms": round(median, 1) if median is not None else "-", "hits": hits}
+    params: dict[str, FieldValue] = {"delta_ms": round(median, 1) if median is not None else "-", "hits": hits}
     params["trials"] = valid
     if disturbed:
         params["disturbed"] = len(disturbed)
@@ -441,7 +442,7 @@ def classify_two(obs: Observation, two: lf.Clusters) -> Verdict:
         gw = tuple(s for s in obs.gateway if t0 <= s.t <= t1)
         verdicts.append(classify(dataclasses.replace(obs, isp=tuple(part), gateway=gw), split_clusters=False))
     lead = verdicts[0] if two.low_windows >= two.high_windows else verdicts[1]
-    params: dict[str, Any] = {"low_ms": round(two.low_ms, 1), "high_ms": round(two.high_ms, 1)}
+    params: dict[str, FieldValue] = {"low_ms": round(two.low_ms, 1), "high_ms": round(two.high_ms, 1)}
     params.update(first=verdicts[0].link_type, second=verdicts[1].link_type)
     note = Evidence("two_links", "", 0.0, params)
     return dataclasses.replace(

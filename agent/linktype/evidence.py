@@ -16,7 +16,7 @@ import logging
 import os
 import struct
 import time
-from typing import Any, Optional
+from typing import Optional
 
 from agent import clock
 from agent.linktype.classify import VPN_NAME_PREFIXES, InterfaceFacts, Observation, Operator
@@ -380,7 +380,7 @@ async def observe(
 
 async def gather(
     target: str, plan: Plan, operators: tuple[Operator, ...] = (), asn: int = 0
-) -> tuple[Observation, dict[str, Any]]:
+) -> tuple[Observation, dict[str, str]]:
     """Everything the classifier needs, and the facts worth reporting (ISP hop, interface)."""
     address, _ = await iface.resolve(target, 3.0)
     gateway = iface.default_gateway()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from agent.linktype import features as lf
 from agent.linktype.classify import Observation, Operator, Verdict
@@ -23,7 +23,7 @@ def evidence_text(verdict: Verdict) -> str:
     return ";".join(parts)
 
 
-def verdict_fields(verdict: Verdict, obs: Observation, facts: dict[str, Any]) -> dict[str, FieldValue]:
+def verdict_fields(verdict: Verdict, obs: Observation, facts: Mapping[str, str]) -> dict[str, FieldValue]:
     floor = lf.access_floor(obs.gateway, obs.isp)
     isp_min = lf.idle_min(obs.isp)
     fields: dict[str, FieldValue] = {
