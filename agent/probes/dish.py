@@ -7,7 +7,7 @@ so a firmware that renames or drops a field loses that field, not the Reading.
 
 Fields (each only when the dish's firmware has it): pop_ping_latency_ms, pop_ping_drop_rate,
 obstruction_fraction, obstructed_now, uptime_s, downlink_bps, uplink_bps, software,
-hardware, alerts (the alerts that are on, e.g. "thermal_throttle", joined by +),
+hardware, alerts (the alerts that are on, joined by +, such as thermal throttling),
 alert_count, outage_now (the cause of an outage under way), state (older firmware),
 drop_rate_15m and latency_p50_15m_ms (from the history), outages, outage_s,
 outage_causes ("CAUSE:count,..."), last_outage_cause (over the dish's history window),
