@@ -332,7 +332,10 @@ def test_replay_is_paced_by_replay_rate(broker, subscriber, tmp_path):
     for rate in (0.0, 50.0):
         state = tmp_path / f"state-{rate:g}"
         prefill_spool(state, 100)
-        mqtt = parse_config({"mqtt": {"broker": broker.url, "replay_rate": rate, "confirm": "broker"}}).mqtt
+        # batch = false: replay_rate counts publishes, and one batch would carry all 100
+        mqtt = parse_config(
+            {"mqtt": {"broker": broker.url, "replay_rate": rate, "confirm": "broker", "batch": False}}
+        ).mqtt
         settings = PublisherSettings(mqtt=mqtt, node=NODE, site={}, announce=False, client_id=f"pace-{rate:g}")
         started = time.monotonic()
         assert Publisher(settings, spool_path(str(state)), 1000, 10**8).drain(20)
