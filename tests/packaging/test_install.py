@@ -438,6 +438,7 @@ count = 1
 
 [mqtt]
 broker = "{broker.url}"
+batch = false
 
 [daemon]
 splay = 0
