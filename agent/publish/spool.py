@@ -41,6 +41,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, Optional
 
+from agent.publish import recover
 from agent.reading.acks import Ack
 from agent.reading.model import Reading
 
@@ -179,7 +180,9 @@ class Spool:
         max_bytes: int = 50 * 1024 * 1024,
         *,
         durable: bool = True,
+        check: bool = False,
     ) -> None:
+        """`check`: also run SQLite's quick_check, raising recover.Damaged (the daemon's open: see rebuild())."""
         self.path = path
         self.max_rows = max_rows
         self.max_bytes = max_bytes
@@ -187,10 +190,17 @@ class Spool:
         if directory:
             os.makedirs(directory, mode=0o750, exist_ok=True)
         self.marks = SeqMark(os.path.join(directory, HWM_FILENAME))
-        self.db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._prepare()
+        # Watched: damage met by any statement is told to the file's listeners (the daemon rebuilds).
+        self.db = recover.watched(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._prepare()
+            if check:
+                recover.check(self.db)
+        except BaseException:
+            self.db.close()  # a damaged file is moved aside next: no connection may hold it
+            raise
         self._seq: dict[str, int] = {}
         self._reserved: dict[str, int] = {}
         self._next_full_warning = 0.0
@@ -278,11 +288,11 @@ class Spool:
             self._reserved[node] = mark
 
     def next_seq(self, node: str) -> int:
-        """The next sequence number for `node`; persisted by append() in the same transaction as the row."""
+        """The next sequence number for `node`; persisted by append() in the same transaction as the row.
+        append() also reserves it in the high-water mark: that file's fsync stays off the daemon's loop."""
         if node not in self._seq:
             self._seq[node] = self._start(node)
         seq = self._seq[node] + 1
-        self._reserve(node, seq)
         self._seq[node] = seq
         return seq
 
@@ -301,6 +311,8 @@ class Spool:
     # -- rows --------------------------------------------------------------
     def append(self, reading: Reading, topic: str) -> int:
         """Store a Reading (with its seq) before it is published; returns how many old rows were dropped."""
+        if reading.seq is not None:
+            self._reserve(reading.node, reading.seq)  # in seq-hwm.json before any row holds the seq
         with self.transaction():
             if reading.seq is not None:
                 row = self.db.execute("SELECT last, floor FROM seqs WHERE node = ?", (reading.node,)).fetchone()
@@ -485,6 +497,50 @@ class Spool:
 
     def close(self) -> None:
         self.db.close()
+
+
+def rebuild(
+    path: str, max_rows: int = 100_000, max_bytes: int = 50 * 1024 * 1024
+) -> tuple[Spool, recover.Salvage, str]:
+    """A damaged spool: copy what can be read into a new one, keep the damaged file aside
+    (`spool.sqlite3.damaged-<time>`, its -wal and -shm with it) and open the new one in its place.
+    Returns the new spool, what was saved and where the damaged file went. No connection to the
+    spool may be open meanwhile (the daemon stops its publisher and closes its own first).
+
+    The copy is built beside the spool and renamed over it only when complete and synced, so a
+    crash midway leaves the damaged spool in place, to be rebuilt again at the next start."""
+    directory = os.path.dirname(path)
+    tmp = f"{path}.rebuild"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        if os.path.lexists(tmp + suffix):
+            os.unlink(tmp + suffix)
+    fresh = Spool(tmp, max_rows, max_bytes)
+    try:
+        saved = recover.salvage(path, fresh.db, fresh.marks.read())
+        fresh.db.execute("PRAGMA journal_mode=DELETE")  # one self-contained file to rename
+    finally:
+        fresh.close()
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    aside = recover.aside_name(path)
+    recover.move_aside(path, aside)
+    os.replace(tmp, path)
+    recover.fsync_dir(directory)
+    spool = Spool(path, max_rows, max_bytes)
+    lost = f"{saved.lost} could not be read and are counted as dropped" if saved.counted else (
+        f"{saved.lost} row id(s) could not be read (counted as dropped; the spool's own counts were unreadable "
+        "too, so more may be lost)"
+    )  # fmt: skip
+    log.error(
+        "the spool %s was damaged: %d reading(s) copied into a new spool (with their seq and delivery state), %s%s; "
+        "the damaged file is kept as %s. The seq continues above %s",
+        path, saved.kept, lost, f" (row ids {saved.ranges()})" if saved.unreadable else "", aside,
+        "the last one the spool recorded" if saved.seqs_from == "spool" else f"the high-water mark ({HWM_FILENAME})",
+    )  # fmt: skip
+    return spool, saved, aside
 
 
 def _statements(script: str) -> Iterator[str]:
