@@ -48,6 +48,7 @@ def main(args: argparse.Namespace) -> int:
     import sqlite3
 
     from agent.daemon.daemon import Daemon  # not at import: building the parser must not load the daemon
+    from agent.daemon.runlock import Busy, RunLock
 
     cfg = load_config_or_exit(args.config)
     if not cfg.node.id:
@@ -57,6 +58,19 @@ def main(args: argparse.Namespace) -> int:
         )
         return EX_CONFIG
     setup_logging(getattr(args, "verbose", False))
+    # Held until the process ends: no second agent, and no `spool flush`, speaks as this node meanwhile.
+    lock = RunLock(cfg.node.state_dir, "netprobe run")
+    try:
+        lock.acquire()
+    except Busy as exc:
+        err(
+            f"{exc.holder or 'another netprobe'}{f' (pid {exc.pid})' if exc.pid else ''} is using "
+            f"{cfg.node.state_dir} and this node's identity on the broker; not starting a second one"
+        )
+        return EX_CANTCREAT
+    except OSError as exc:
+        err(f"cannot use the state directory {cfg.node.state_dir}: {exc.strerror or exc} (node.state_dir)")
+        return EX_CANTCREAT
     try:
         daemon = Daemon(cfg, args.config, sys.stdout)
     except OSError as exc:

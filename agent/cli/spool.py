@@ -12,8 +12,9 @@ import time
 from agent.cli.common import add_config_arg, err, load_config_or_exit
 from agent.cli.exitcodes import EX_CONFIG, EX_FAIL, EX_OK, EX_USAGE
 from agent.config import Config
+from agent.publish import recover
 from agent.publish.mqtt import Publisher, PublisherSettings
-from agent.publish.spool import NOT_CONFIRMED, Spool, delivery_state, spool_path
+from agent.publish.spool import NOT_CONFIRMED, Spool, delivery_state, rebuild, spool_path
 from agent.reading import topics
 from agent.runner import identity_of
 
@@ -38,17 +39,59 @@ def main(args: argparse.Namespace) -> int:
         empty = {"path": path, "rows": 0, "bytes": 0, "dropped": 0, "sent": 0, "waiting": 0, "confirmed": 0}
         print(json.dumps(empty) if args.json else f"no spool at {path}")
         return EX_OK
+    flushing = args.spool_action == "flush" and bool(cfg.mqtt.broker)  # (no broker: flush() says so)
+    if flushing and not claim(cfg.node.state_dir):
+        return EX_FAIL
+    limits = (cfg.spool.max_rows, int(cfg.spool.max_mb * 1e6))
     try:
-        spool = Spool(path, cfg.spool.max_rows, int(cfg.spool.max_mb * 1e6))
+        try:
+            spool = Spool(path, *limits, check=flushing)
+        except sqlite3.DatabaseError as exc:
+            if not (flushing and recover.is_damage(exc)):  # a flush holds the lock: it may rebuild
+                raise
+            err(f"the spool {path} is damaged ({exc}): rebuilding it")
+            spool = rebuild(path, *limits)[0]
     except (OSError, sqlite3.Error) as exc:
-        err(f"cannot open the spool {path}: {exc}")
+        hint = " (`netprobe run` rebuilds a damaged spool when it starts)" if recover.is_damage(exc) else ""
+        err(f"cannot open the spool {path}: {exc}{hint}")
         return EX_FAIL
     try:
         if args.spool_action == "status":
             return status(spool, args.json, cfg)
         return flush(cfg, spool, args.timeout)
+    except sqlite3.DatabaseError as exc:
+        if not recover.is_damage(exc):
+            raise
+        err(f"the spool {path} is damaged ({exc}): `netprobe run` rebuilds it when it next starts, or as it meets it")
+        return EX_FAIL
     finally:
         spool.close()
+
+
+def claim(state_dir: str) -> bool:
+    """Take the run lock for the flush, or say who holds it and return False. Beside a running agent a
+    flush would connect as the same node: on a broker that makes the username the client id
+    (packaging/mosquitto/netprobe.conf) each connection would close the other's session."""
+    from agent.daemon.runlock import Busy, RunLock  # the daemon's modules load only where used
+
+    try:
+        RunLock(state_dir, "netprobe spool flush").acquire()  # held until this process ends
+    except Busy as exc:
+        pid = f" (pid {exc.pid})" if exc.pid else ""
+        if exc.holder == "netprobe spool flush":
+            err(f"another netprobe spool flush{pid} is already flushing this spool")
+        else:
+            err(
+                f"{exc.holder or 'netprobe run'}{pid} is running and delivers the spool itself; "
+                "`netprobe spool status` shows how far it has got. A flush beside it would log in as the same "
+                "node and cut off its session. To flush by hand, stop it first: systemctl stop netprobe-agent, "
+                "netprobe spool flush, systemctl start netprobe-agent"
+            )
+        return False
+    except OSError as exc:
+        err(f"cannot use the state directory {state_dir}: {exc.strerror or exc} (node.state_dir)")
+        return False
+    return True
 
 
 def status(spool: Spool, as_json: bool, cfg: Config) -> int:
