@@ -198,3 +198,26 @@ def test_a_bad_reading_in_a_batch_is_rejected_alone(
     assert {i for _, i, _ in db.rows("node-x")} == {good[0]["id"], good[2]["id"]}
     sample = db.store.reject_samples()[0]
     assert sample["kind"] == "invalid" and good[1]["id"] in sample["sample"] and "duration_ms" in sample["why"]
+
+
+def test_a_reading_of_a_batch_the_database_refuses_is_quarantined_and_the_rest_stored(
+    mosquitto: Any, collector_proc: Any, tmp_path: Path, db: Db
+) -> None:
+    from tests.collector.test_hostile_store import refuse_target
+
+    broker = mosquitto()
+    start_collector(collector_proc, broker.url, db)
+    store = open_store(path=str(db.path))
+    refuse_target({"path": str(db.path)}, store, "refuse-me")
+    items = [reading("node-x", i) for i in range(1, 6)]
+    items[2] = reading("node-x", 3, target="refuse-me")
+    pub = Publisher(broker.url)
+    try:
+        pub.publish_all([("netprobe/sekayu/balai-agung/node-x/batch", batch.encode(items))])
+    finally:
+        pub.close()
+    assert wait_until(lambda: len(db.rows("node-x")) == 4 and db.rejects().get("unstorable") == 1, 10), db.rejects()
+    assert sorted(s for s, _, _ in db.rows("node-x")) == [1, 2, 4, 5]
+    (sample,) = store.reject_samples()
+    assert "refuse-me" in sample["sample"] and items[2]["id"] in sample["sample"]
+    store.close()
