@@ -358,7 +358,7 @@ class Daemon:
         line += f", dropped {stats.dropped}"
         if self.meter.budget:
             line += f", data {self.meter.month() / 1e6:.2f} of {self.meter.budget / 1e6:g} MB"
-            line += f" ({self.level}: {pace.says(self.level).split(': ', 1)[-1]})" if self.level != pace.FULL else ""
+            line += f" ({pace.says(self.level).split(': ', 1)[-1]})" if self.level != pace.FULL else ""
         return line
 
     async def supervise(self) -> None:

@@ -221,3 +221,27 @@ def test_a_reading_of_a_batch_the_database_refuses_is_quarantined_and_the_rest_s
     (sample,) = store.reject_samples()
     assert "refuse-me" in sample["sample"] and items[2]["id"] in sample["sample"]
     store.close()
+
+
+def test_spool_flush_delivers_a_backlog_in_batches(
+    mosquitto: Any, subscriber: Any, collector_proc: Any, tcp_listener: Any, tmp_path: Path, db: Db
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.fixtures.collector import ROOT, env_for_children
+
+    broker = mosquitto()
+    sub = subscriber(broker, "netprobe/#")
+    start_collector(collector_proc, broker.url, db)
+    state = tmp_path / "b"
+    prefill(state, "node-batch", 300)
+    conf = tmp_path / "agent.toml"
+    conf.write_text(batching(state, tcp_listener.address, broker.url, "node-batch", batch_s=60.0))
+    done = subprocess.run([sys.executable, "-m", "agent", "spool", "flush", "-c", str(conf), "--timeout", "30"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, env=env_for_children())  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        "delivered 300 readings" in done.stdout and db.exactly_once("node-batch") and len(db.rows("node-batch")) == 300
+    )
+    assert 1 <= len(batch_messages(sub, "node-batch")) <= 2

@@ -250,3 +250,25 @@ def test_a_profile_value_that_is_not_a_choice_is_reported():
         parse_config({"daemon": {"profile": "cheap"}})
     assert "daemon.profile" in str(exc.value)
     assert dataclasses.is_dataclass(parse_config({}).usage)
+
+
+def test_netprobe_usage_reads_the_ledger_beside_a_running_agent(tmp_path: Path):
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    (tmp_path / "agent.toml").write_text(
+        f'[node]\nid = "n1"\nstate_dir = "{state}"\n[usage]\nmonthly_budget_mb = 10\n[site.tags]\nplan_mb = "1000"\n'
+    )
+    today = dt.date.today()
+    ledger.Ledger(str(state)).update(lambda s: ledger.spend(s, {"report": 1_200_000, "icmp": 800_000}, today, 1))
+
+    def usage(*extra: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "agent", "usage", "-c", str(tmp_path / "agent.toml"), *extra]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
+
+    data = json.loads(usage("--json").stdout)
+    assert data["month_mb"] == 2.0 and data["mb_report"] == 1.2 and data["budget_mb"] == 10.0
+    assert data["plan_mb"] == 1000.0 and data["share_pct"] == 0.2 and data["level"] in pace.LEVELS
+    text = usage().stdout
+    assert "2.00 MB of a 10 MB budget (20 %)" in text and "report" in text and "plan:    1000 MB" in text
