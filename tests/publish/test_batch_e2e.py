@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,19 @@ from tests.fixtures.agentd import agent_toml
 from tests.fixtures.collector import Publisher, reading, wait_until
 
 pytestmark = pytest.mark.broker
+
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def debian_paho_ready() -> bool:
+    check = "import paho.mqtt, psutil, dns.resolver; assert paho.mqtt.__version__.startswith('1.')"
+    try:
+        return subprocess.run([DEBIAN_PYTHON, "-c", check], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_debian = pytest.mark.skipif(not debian_paho_ready(), reason="needs Debian's python3 with paho-mqtt 1.6")
 
 FAST_ACKS = {"max_delay_s": 0.3, "min_gap_s": 0.2}
 
@@ -83,13 +98,16 @@ def batch_messages(sub: Any, node: str) -> list[bytes]:
     return [p for t, p, _ in sub.snapshot() if t.endswith(f"/{node}/batch")]
 
 
+@pytest.mark.parametrize("python", ["venv", pytest.param("debian", marks=needs_debian)])
 def test_batched_and_single_readings_are_stored_exactly_once_and_each_leaves_its_spool_when_acknowledged(
-    mosquitto: Any, subscriber: Any, collector_proc: Any, agentd: Any, tcp_listener: Any, tmp_path: Path, db: Db
-) -> None:
+    mosquitto: Any, subscriber: Any, collector_proc: Any, agentd: Any, tcp_listener: Any, tmp_path: Path, db: Db,
+    python: str,
+) -> None:  # fmt: skip
     broker = mosquitto()
     sub = subscriber(broker, "netprobe/#")
     col = start_collector(collector_proc, broker.url, db)
-    batched = agentd(batching(tmp_path / "b", tcp_listener.address, broker.url, "node-batch"))
+    interpreter = DEBIAN_PYTHON if python == "debian" else sys.executable  # paho-mqtt 1.6, psutil 5.9.4
+    batched = agentd(batching(tmp_path / "b", tcp_listener.address, broker.url, "node-batch"), python=interpreter)
     single = agentd(agent_toml(tmp_path / "s", tcp=tcp_listener.address, broker=broker.url, node="node-single",
                                interval=0.2, mqtt={"batch": False, "confirm_timeout": 2.0}))  # fmt: skip
     assert wait_until(
@@ -226,9 +244,6 @@ def test_a_reading_of_a_batch_the_database_refuses_is_quarantined_and_the_rest_s
 def test_spool_flush_delivers_a_backlog_in_batches(
     mosquitto: Any, subscriber: Any, collector_proc: Any, tcp_listener: Any, tmp_path: Path, db: Db
 ) -> None:
-    import subprocess
-    import sys
-
     from tests.fixtures.collector import ROOT, env_for_children
 
     broker = mosquitto()
