@@ -13,7 +13,6 @@ from agent.cli.common import add_config_arg, err, load_config_or_exit
 from agent.cli.exitcodes import EX_CONFIG, EX_FAIL, EX_OK, EX_USAGE
 from agent.config import Config
 from agent.publish import recover
-from agent.publish.mqtt import Publisher, PublisherSettings
 from agent.publish.spool import NOT_CONFIRMED, Spool, delivery_state, rebuild, spool_path
 from agent.reading import topics
 from agent.runner import identity_of
@@ -147,6 +146,11 @@ def iso_epoch(ts: str) -> float:
 
 
 def flush(cfg: Config, spool: Spool, timeout: float) -> int:
+    # paho (with http, email and dnspython's resolver behind it) loads only for a flush: every
+    # other command builds this module's parser, and `diagnose` or the daemon without a broker
+    # must not pay for it.
+    from agent.publish.mqtt import Publisher, PublisherSettings
+
     mqtt = cfg.mqtt
     if not mqtt.broker:
         err("no broker configured (mqtt.broker): nothing to flush to")
