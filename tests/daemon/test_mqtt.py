@@ -155,10 +155,9 @@ def iso_epoch(ts: str) -> float:
 
 def prefill_spool(state_dir: Path, n: int) -> list[dict]:
     """n real Readings in the agent's spool, as a long outage would leave them."""
-    from agent.probes.base import Outcome
     from agent.publish.spool import Spool, spool_path
     from agent.reading import topics
-    from agent.reading.model import Identity, make_reading
+    from agent.reading.model import Identity, Outcome, make_reading
 
     spool = Spool(spool_path(str(state_dir)))
     site = {"kabupaten": "Musi Banyuasin", "kecamatan": "Sekayu", "desa": "Balai Agung"}

@@ -9,9 +9,8 @@ import subprocess
 import sys
 import time
 
-from agent.probes.base import Outcome
 from agent.publish.spool import Spool
-from agent.reading.model import Identity, make_reading
+from agent.reading.model import Identity, Outcome, make_reading
 from tests.fixtures.agentd import ROOT
 
 IDENT = Identity("node-a", {"kecamatan": "Sekayu", "desa": "Balai Agung"})
@@ -69,7 +68,7 @@ import sys, time
 sys.path.insert(0, sys.argv[2])
 from agent.publish.spool import Spool
 from agent.reading.model import Identity, make_reading
-from agent.probes.base import Outcome
+from agent.reading.model import Outcome
 spool = Spool(sys.argv[1])
 ident = Identity("node-a", {})
 print("ready", flush=True)
