@@ -298,6 +298,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fleet.state.silent": {"en": "silent", "id": "diam"},
     "fleet.uplink.gateway_only": {"en": "gateway only", "id": "hanya gateway"},
     "fleet.link.unknown": {"en": "unknown", "id": "tidak diketahui"},
+    "fleet.link.backup": {"en": "on its backup link", "id": "memakai jalur cadangan"},
     "fleet.chart.latency": {
         "en": "Latency to public targets, last 24 h (ms)",
         "id": "Latensi ke target publik, 24 jam terakhir (ms)",

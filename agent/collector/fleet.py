@@ -65,6 +65,8 @@ class NodeView:
     data_mb: Optional[float] = None
     data_plan_mb: Optional[float] = None
     data_level: str = ""
+    # The latest link look found the desa on a backup uplink (not the one it held longest).
+    on_backup: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -192,6 +194,7 @@ def node_view(
         last_seen=_num(node.get("last_seen")),
         link_type=link["fields"]["link_type"] if link else UNKNOWN_LINK,
         link_confidence=_field(link, "confidence") if link else None,
+        on_backup=bool(link and link["fields"].get("backup") is True),
         latency_p50_ms=round(statistics.median(clean_p50), 3) if clean_p50 else None,
         loss_pct=round(statistics.fmean(losses), 2) if losses else None,
         download_mbps=_field(speed, "download_mbps") if speed else None,

@@ -87,10 +87,11 @@ def state_badge(v: NodeView, lang: str) -> str:
 
 
 def link_label(v: NodeView, lang: str) -> str:
+    backup = f" · {text('fleet.link.backup', lang)}" if v.on_backup else ""
     if v.link_type == "unknown":
-        return text("fleet.link.unknown", lang)
+        return text("fleet.link.unknown", lang) + backup
     conf = f" ({v.link_confidence:.0%})" if v.link_confidence is not None else ""
-    return v.link_type + conf
+    return v.link_type + conf + backup
 
 
 def kecamatan_table(kecs: Sequence[KecamatanView], lang: str) -> str:

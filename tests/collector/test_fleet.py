@@ -114,3 +114,21 @@ def test_kecamatan_figures_always_add_up(spec: list[tuple[str, str, str, float, 
     # A desa counts as reachable exactly when one of its nodes is online, fresh and gets past the gateway.
     expected = {(k, d) for k, d, s, ago, up in spec if s == "online" and ago <= POLICY.silent_after_s and up}
     assert t["desa_reachable"] == len(expected)
+
+
+def test_a_desa_on_its_backup_link_is_marked_in_the_fleet_view_in_both_languages() -> None:
+    """Issue 14: a fiber desa that fell back to its VSAT shows it, from its latest link Reading."""
+    from agent.collector.htmlview import link_label
+
+    nodes = [node("fb", "Sungai Lilin", "Bumi Serdang"), node("pr", "Sungai Lilin", "Sri Gunung")]
+    latest = [
+        row("fb", "1.1.1.1", True, measurement="link", ago=9000, link_type="fiber", backup=False),
+        row("fb", "1.1.1.1", True, measurement="link", ago=30, link_type="satellite-geo", backup=True, changed=True),
+        row("pr", "1.1.1.1", True, measurement="link", ago=30, link_type="fiber", backup=False),
+    ]
+    views = {v.node: v for v in node_views(nodes, latest, {}, NOW, POLICY)}
+    assert views["fb"].on_backup and not views["pr"].on_backup
+    assert views["fb"].to_dict()["on_backup"] is True
+    assert link_label(views["fb"], "en").endswith("on its backup link")
+    assert "cadangan" in link_label(views["fb"], "id")
+    assert "backup" not in link_label(views["pr"], "en")

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from agent.collector import sla
 from agent.collector.fleet import KecamatanView, NodeView, usage_text
-from agent.collector.htmlview import fmt_bytes, kecamatan_bars
+from agent.collector.htmlview import fmt_bytes, kecamatan_bars, link_label
 from agent.collector.report import Report, report_body
 from agent.collector.web import charts
 from agent.collector.web.html import esc, fmt, href, local, pct, seg, zone_name
@@ -73,13 +73,6 @@ def layout(ctx: Ctx, title: str, body: str, active: str = "") -> str:
 def badge(v: NodeView, lang: str) -> str:
     state = shown_state(v)
     return f'<span class="state state-{state}" data-state="{state}">{esc(text("web.state." + state, lang))}</span>'
-
-
-def link_label(v: NodeView, lang: str) -> str:
-    if v.link_type == "unknown":
-        return text("fleet.link.unknown", lang)
-    conf = f" ({v.link_confidence:.0%})" if v.link_confidence is not None else ""
-    return v.link_type + conf
 
 
 def _node_link(ctx: Ctx, node: str, label: Optional[str] = None) -> str:
