@@ -13,10 +13,9 @@ import json
 import time
 from typing import Any
 
-from agent.cli.common import err
-from agent.cli.exitcodes import EX_CONFIG, EX_FAIL, EX_OK, EX_USAGE
+from agent.cli.common import err, load_collector_config_or_exit, open_collector_store_or_exit
+from agent.cli.exitcodes import EX_FAIL, EX_OK, EX_USAGE
 from agent.reading.contract import printable
-from agent.schema import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -126,20 +125,10 @@ def main(args: argparse.Namespace) -> int:
     # The collector's modules stay out of a node's daemon, which builds the same parser.
     from agent.collector import fleet
     from agent.collector.htmlview import render_html
-    from agent.collector.settings import load_collector_config
-    from agent.collector.store import StoreDown, open_store
+    from agent.collector.store import StoreDown
 
-    try:
-        cfg = load_collector_config(args.config)
-    except ConfigError as exc:
-        for line in exc.summary().splitlines():
-            err(line)
-        return EX_CONFIG
-    try:
-        store = open_store(cfg.store.dsn, cfg.store.path, cfg.store.pg_schema, readonly=True)
-    except StoreDown as exc:
-        err(f"cannot read the collector's database: {exc}")
-        return EX_FAIL
+    cfg = load_collector_config_or_exit(args.config)
+    store = open_collector_store_or_exit(cfg)
     try:
         now = time.time()
         data = fleet_data(store, cfg, args.kecamatan, now)

@@ -12,10 +12,9 @@ import threading
 import time
 from typing import Any, Optional
 
-from agent.cli.common import err
-from agent.cli.exitcodes import EX_CONFIG, EX_FAIL, EX_OK, EX_USAGE
+from agent.cli.common import err, load_collector_config_or_exit, open_collector_store_or_exit
+from agent.cli.exitcodes import EX_FAIL, EX_OK, EX_USAGE
 from agent.cli.fleet import table
-from agent.schema import ConfigError
 
 RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([hd])$")
 
@@ -48,15 +47,9 @@ def main(args: argparse.Namespace) -> int:
     # The collector's modules stay out of a node's daemon, which builds the same parser.
     from agent.collector.incidents import store as istore
     from agent.collector.incidents.settings import load_zone
-    from agent.collector.settings import load_collector_config
-    from agent.collector.store import StoreDown, open_store
+    from agent.collector.store import StoreDown
 
-    try:
-        cfg = load_collector_config(args.config)
-    except ConfigError as exc:
-        for line in exc.summary().splitlines():
-            err(line)
-        return EX_CONFIG
+    cfg = load_collector_config_or_exit(args.config)
     if args.watch:
         return watch(cfg)
     tz = load_zone(cfg.incidents.timezone)
@@ -67,11 +60,7 @@ def main(args: argparse.Namespace) -> int:
         if since is None:
             err(f"--since '{args.since}': use a date (2026-05-28), a date-time (2026-05-28T08:00), or 24h / 7d")
             return EX_USAGE
-    try:
-        store = open_store(cfg.store.dsn, cfg.store.path, cfg.store.pg_schema, readonly=True)
-    except StoreDown as exc:
-        err(f"cannot read the collector's database: {exc}")
-        return EX_FAIL
+    store = open_collector_store_or_exit(cfg)
     try:
         found = istore.listing(store, args.open, since, args.kecamatan, members=False)
         counts = istore.outbox_counts(store) if found else {}

@@ -6,9 +6,8 @@ import argparse
 import sys
 import time
 
-from agent.cli.common import err
-from agent.cli.exitcodes import EX_CONFIG, EX_FAIL, EX_OK, EX_USAGE
-from agent.schema import ConfigError
+from agent.cli.common import err, load_collector_config_or_exit, open_collector_store_or_exit
+from agent.cli.exitcodes import EX_FAIL, EX_OK, EX_USAGE
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,24 +21,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     # The collector's modules stay out of a node's daemon, which builds the same parser.
     from agent.collector import report
-    from agent.collector.settings import load_collector_config
-    from agent.collector.store import StoreDown, open_store
+    from agent.collector.store import StoreDown
     from agent.collector.web.rollup import Rollup
 
     if not report.MONTH_RE.match(args.month):
         err(f"bad --month '{args.month}': expected YYYY-MM, e.g. 2026-11")
         return EX_USAGE
-    try:
-        cfg = load_collector_config(args.config)
-    except ConfigError as exc:
-        for line in exc.summary().splitlines():
-            err(line)
-        return EX_CONFIG
-    try:
-        store = open_store(cfg.store.dsn, cfg.store.path, cfg.store.pg_schema, readonly=True)
-    except StoreDown as exc:
-        err(f"cannot read the collector's database: {exc}")
-        return EX_FAIL
+    cfg = load_collector_config_or_exit(args.config)
+    store = open_collector_store_or_exit(cfg)
     try:
         now = time.time()
         Rollup(store, cfg.sla.evidence_s, cfg.web.history_days).catch_up(now)  # what arrived since `netprobe web` ran

@@ -8,9 +8,8 @@ import signal
 import threading
 from typing import Any
 
-from agent.cli.common import err
+from agent.cli.common import err, load_collector_config_or_exit
 from agent.cli.exitcodes import EX_CONFIG, EX_FAIL, EX_NOPERM, EX_OK, EX_USAGE
-from agent.schema import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,17 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # The collector's modules stay out of a node's daemon, which builds the same parser.
-    from agent.collector.settings import load_collector_config
     from agent.collector.store import StoreDown, open_store
     from agent.collector.web.server import App, Auth, make_server
     from agent.collector.web.settings import listen_address
 
-    try:
-        cfg = load_collector_config(args.config)
-    except ConfigError as exc:
-        for line in exc.summary().splitlines():
-            err(line)
-        return EX_CONFIG
+    cfg = load_collector_config_or_exit(args.config)
     try:
         host, port = listen_address(args.listen or cfg.web.listen)
     except ValueError as exc:
