@@ -503,9 +503,14 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def text(key: str, lang: str = "en", **params: object) -> str:
-    entry = MESSAGES.get(key)
+def lookup(table: dict[str, dict[str, str]], key: str, lang: str, **params: object) -> str:
+    """`key` from a feature's own table in `lang` (English when missing); an unknown key as itself."""
+    entry = table.get(key)
     if entry is None:
         return key
     template = entry.get(lang) or entry["en"]
     return template.format(**params)
+
+
+def text(key: str, lang: str = "en", **params: object) -> str:
+    return lookup(MESSAGES, key, lang, **params)

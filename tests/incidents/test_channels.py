@@ -28,8 +28,8 @@ TEXT = 'Tidak ada internet di desa "Balai Agung"\nPenyebab: listrik padam'
 
 def queued(channel: str, recipient: str = "", key: str = "k" * 32) -> Queued:
     payload = {"event": "open", "key": key, "incident": {"id": "n1/dark/1", "cause": "power"}}
-    return Queued(1, key, "n1/dark/1", "open", channel, recipient, "id", "[netprobe] GELAP: Balai Agung", TEXT,
-                  payload, 0.0, 0.0, 0)  # fmt: skip
+    return Queued(key, "n1/dark/1", "open", channel, recipient, "id", "[netprobe] GELAP: Balai Agung", TEXT,
+                  payload, 1, 0.0, 0.0, 0)  # fmt: skip
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 
 from agent.collector.incidents import causes as C
 from agent.collector.incidents.engine import Incident, Notice
+from agent.i18n import lookup
 from agent.i18n import text as fleet_text
 
 LANGS = ("id", "en")
@@ -209,10 +210,7 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 
 def t(key: str, lang: str, **params: Any) -> str:
-    entry = MESSAGES.get(key)
-    if entry is None:
-        return key
-    return (entry.get(lang) or entry["en"]).format(**params)
+    return lookup(MESSAGES, key, lang, **params)
 
 
 @dataclasses.dataclass(frozen=True)

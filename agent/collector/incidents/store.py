@@ -276,17 +276,10 @@ def drop_lease(store: Store, holder: str) -> None:
 
 # -- the outbox ----------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class Queued:
+class Queued(Outgoing):
+    """An Outgoing message as the outbox holds it: its row, age and attempts so far."""
+
     id: int
-    key: str
-    incident: str
-    event: str
-    channel: str
-    recipient: str
-    lang: str
-    subject: str
-    body: str
-    payload: dict[str, Any]
     created: float
     next_attempt: float
     attempts: int
@@ -300,7 +293,7 @@ def pending(store: Store, limit: int = 500) -> list[Queued]:
         (limit,),
     )
     return [
-        Queued(int(i), k, inc, ev, ch, rcpt, lang, subj, body, dict(_json(p) or {}), float(c), float(na), int(n))
+        Queued(k, inc, ev, ch, rcpt, lang, subj, body, dict(_json(p) or {}), int(i), float(c), float(na), int(n))
         for i, k, inc, ev, ch, rcpt, lang, subj, body, p, c, na, n in rows
     ]
 
