@@ -269,7 +269,11 @@ class Publisher:
     def _session(self, spool: Spool) -> None:
         s = _Session()
         s.resend_all = self._drain_only
-        spool.clamp_clock(time.time())
+        try:
+            spool.clamp_clock(time.time())
+        except sqlite3.Error as exc:  # damage: the daemon is told by the spool's watch and rebuilds it
+            self._report(f"the spool cannot be read ({exc}); retrying with backoff")
+            return
         try:
             client = MqttClient(self._options())
         except (OSError, ssl.SSLError, ValueError) as exc:
