@@ -101,3 +101,18 @@ def test_status_and_rejections_are_kept_per_node_and_kind(store: Store) -> None:
     assert node["status"] == "offline" and node["kecamatan"] == "Sekayu"  # readings bring the real names
     assert node["status_info"] == {"version": "0.1"}
     assert store.rejects() == {"spoofed": 3, "malformed": 1}
+
+
+@pytest.mark.parametrize("synced_first", [True, False])
+def test_an_unsynced_reading_is_never_redated_into_the_future(store: Store, synced_first: bool) -> None:
+    # A hostile (or broken) node's monotonic clock: a century of uptime in one boot. Re-dating it by
+    # the boot's offset would put its row ahead of every other and make it the node's latest for ever.
+    now = time.time()
+    synced = rec(1, clock_synced=True, mono_s=10.0, boot="b001", epoch=now)
+    hostile = rec(2, clock_synced=False, mono_s=3.0e9, boot="b001", epoch=now)
+    honest = rec(3, clock_synced=False, mono_s=70.0, boot="b001", epoch=now - 3600)
+    for batch in ([synced], [hostile, honest]) if synced_first else ([hostile, honest], [synced]):
+        store.write(batch)
+    rows = dict((s, (ts, bool(fixed))) for s, ts, fixed in store.query("SELECT seq, ts, clock_fixed FROM readings"))
+    assert rows[2][0] <= time.time() + 1 and rows[2][1] is False  # kept as received, not re-dated
+    assert rows[3] == (pytest.approx(now + 60.0, abs=0.01), True)  # its honest neighbour still is

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple, Optional
 
-from agent.reading import acks
+from agent.reading import acks, contract
 from agent.reading.validate import Record, Status
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,11 @@ def ack_ranges(text: Any) -> list[tuple[int, int]]:
         return [(int(a), int(b)) for a, b in data]
     except (ValueError, TypeError):
         return []
+
+
+def _latest_plausible(now: float) -> float:
+    """The latest time a stored Reading may carry: the contract's allowance for a synced clock ahead of ours."""
+    return now + contract.MAX_FUTURE_S
 
 
 def month_of(ts: float) -> str:
@@ -184,13 +189,13 @@ class Store:
         for r in records:
             unique.setdefault(r.id, r)
         recs = list(unique.values())
-        self._learn_offsets(cur, recs)
+        self._learn_offsets(cur, recs, now)
         rows, when = [], {}
         for r in recs:
             ts, fixed = r.ts, False
             if not r.clock_synced and r.mono_s is not None and r.boot:
                 offset = self._offset(cur, r.node, r.boot)
-                if offset is not None:
+                if offset is not None and 0.0 <= r.mono_s + offset <= _latest_plausible(now):
                     ts, fixed = r.mono_s + offset, True
             when[r.id] = ts
             error_code = r.error_code
@@ -203,8 +208,9 @@ class Store:
         self._update_aggregates(cur, new, when, now)
         return len(new)
 
-    def _learn_offsets(self, cur: Any, recs: Sequence[Record]) -> None:
-        """A synced reading gives its boot's wall-minus-monotonic offset; re-date that boot's unsynced rows."""
+    def _learn_offsets(self, cur: Any, recs: Sequence[Record], now: float) -> None:
+        """A synced reading gives its boot's wall-minus-monotonic offset; re-date that boot's unsynced rows
+        (those the offset would put before 1970 or into the future keep the time they were received)."""
         found: dict[tuple[str, str], float] = {}
         for r in recs:
             key = (r.node, r.boot)
@@ -219,9 +225,10 @@ class Store:
             cur.execute(
                 self.sql(
                     "UPDATE readings SET ts = mono_s + ?, clock_fixed = ? "
-                    "WHERE node = ? AND boot = ? AND NOT clock_synced AND NOT clock_fixed AND mono_s IS NOT NULL"
+                    "WHERE node = ? AND boot = ? AND NOT clock_synced AND NOT clock_fixed AND mono_s IS NOT NULL "
+                    "AND mono_s + ? BETWEEN 0 AND ?"
                 ),
-                (offset, True, node, boot),
+                (offset, True, node, boot, offset, _latest_plausible(now)),
             )
             self.offsets[(node, boot)] = offset
 
