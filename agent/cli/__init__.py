@@ -2,9 +2,9 @@
 
 Exit codes live in `agent.cli.exitcodes`. Bad input gets one clear line on
 stderr, never a traceback. `netprobe --version` imports nothing beyond this
-file; every other command builds the whole parser, which imports each command
-module (they import their features at module level, except where a command's
-feature is heavy: see each module).
+file; every other command builds the parser with its own command's arguments
+only, so it imports that command's module alone (command modules import their
+features at module level, except where a feature is heavy: see each module).
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The whole parser, or with `only` the named command's arguments alone: the others are listed
+    by name and help, their modules (and the features they import) never loaded. The daemon's
+    process so holds the run command's modules, not diagnose's or the speed server's."""
     from agent.cli.common import Parser
 
     parser = Parser(prog="netprobe", description="Network probe agent for village access nodes.")
@@ -45,11 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name, help_text in COMMANDS:
-        module = importlib.import_module(f"{__name__}.{module_name}")
         p = sub.add_parser(name, help=help_text)
-        module.add_arguments(p)
-        p.set_defaults(handler=module.main)
+        if only is None or name == only:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+            module.add_arguments(p)
+            p.set_defaults(handler=module.main)
     return parser
+
+
+def chosen_command(argv: list[str]) -> Optional[str]:
+    """The command argv names: its first word that is not an option (the top-level options take no
+    value), if that is a command. None for none or an unknown word, which the parser then explains."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in {name for name, _, _ in COMMANDS} else None
+    return None
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -61,7 +74,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from agent.cli.common import err
 
-    parser = build_parser()
+    command = chosen_command(argv)
+    parser = build_parser(only=command or "")  # no command: names and help only, nothing imported
     args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr,

@@ -43,6 +43,22 @@ def test_version_imports_no_heavy_module() -> None:
     assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.parametrize("argv", [["run", "--help"], ["-v", "run", "--help"], ["check-config", "--help"]])
+def test_a_command_loads_its_own_module_not_the_other_commands(argv: list[str]) -> None:
+    # The daemon's process holds what `run` needs for years: never diagnose, the speed server or the collector.
+    code = (
+        "import sys; from agent.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('agent.cli.') or m.split('.')[1:2] in "
+        "(['diagnose'], ['collector'], ['incidents']) or m == 'agent.throughput.server'))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    command = next(a for a in argv if not a.startswith("-")).replace("-", "_")
+    loaded = proc.stdout.strip().splitlines()[-1]
+    assert loaded == str(sorted(["agent.cli.common", "agent.cli.exitcodes", f"agent.cli.{command}"])), loaded
+
+
 def test_probe_icmp_json_prints_a_full_reading() -> None:
     proc = netprobe("probe", "icmp", "127.0.0.1", "--count", "3", "--interval", "0.05", "--json")
     assert proc.returncode == 0, proc.stderr
