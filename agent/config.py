@@ -260,7 +260,7 @@ def build_target(data: Any, path: str, problems: list[Problem]) -> Optional[Targ
     if not isinstance(data, dict):
         problems.append(Problem(path, f"expected a table, got {describe(data)}"))
         return None
-    kinds = probes.registry()
+    kinds = probes.kinds()
     kind = data.get("kind")
     if kind not in kinds:
         if "kind" in data:
@@ -268,7 +268,7 @@ def build_target(data: Any, path: str, problems: list[Problem]) -> Optional[Targ
         else:
             problems.append(Problem(f"{path}.kind", f"missing; this key is required ({', '.join(kinds)})"))
         return None
-    probe = kinds[kind]
+    probe = probes.get(kind)
     option_keys = tuple(field_names(probe.options))
     common_keys = tuple(field_names(TargetConfig))
     before = len(problems)

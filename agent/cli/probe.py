@@ -18,7 +18,7 @@ EXIT_FOR_ERROR = {BAD_TARGET: EX_USAGE, PERMISSION: EX_NOPERM}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", help=", ".join(probes.registry()))
+    p.add_argument("kind", help=", ".join(probes.kinds()))
     p.add_argument("target", help='host, host:port, name or URL ("gateway" = default gateway)')
     p.add_argument("--count", type=int, help="requests per run")
     p.add_argument("--interval", type=float, help="seconds between requests")
@@ -52,8 +52,8 @@ def format_reading(reading: Reading) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.kind not in probes.registry():
-        err(f"unknown probe '{args.kind}'; choose one of: {', '.join(probes.registry())}")
+    if args.kind not in probes.kinds():
+        err(f"unknown probe '{args.kind}'; choose one of: {', '.join(probes.kinds())}")
         return EX_USAGE
     options: dict[str, TomlValue] = dict(parse_option(o) for o in args.option)
     flags = {

@@ -1,8 +1,11 @@
 """The probe registry: every module in this package that defines `PROBE`.
 
-Adding a probe means adding one module; nothing else needs editing. Modules
-keep heavy imports (scapy, speedtest) inside functions, so discovering them
-stays cheap.
+Adding a probe means adding one module, named as its kind; nothing else needs
+editing. A probe's module is imported when its kind is first asked for (a
+configured target, `netprobe probe KIND`), so a daemon holds the code of the
+probes it runs and no other: one without a `link` target never loads the link
+type classifier. Modules keep heavy imports (scapy, speedtest) inside
+functions, so even importing them stays cheap.
 """
 
 from __future__ import annotations
@@ -15,20 +18,28 @@ from agent.probes.base import Probe
 
 
 @cache
-def registry() -> dict[str, Probe]:
-    found: dict[str, Probe] = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_") or info.name == "base":
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        probe = getattr(module, "PROBE", None)
-        if isinstance(probe, Probe):
-            found[probe.kind] = probe
-    return dict(sorted(found.items()))
+def kinds() -> tuple[str, ...]:
+    """Every probe kind, from the package's module names, without importing any of them."""
+    return tuple(
+        sorted(
+            info.name
+            for info in pkgutil.iter_modules(__path__)
+            if not info.name.startswith("_") and info.name != "base"
+        )
+    )
 
 
+@cache
 def get(kind: str) -> Probe:
-    probes = registry()
-    if kind not in probes:
-        raise KeyError(f"unknown probe kind '{kind}'; known: {', '.join(probes)}")
-    return probes[kind]
+    """The probe of `kind`, its module imported on first use; KeyError naming the known kinds otherwise."""
+    if kind not in kinds():
+        raise KeyError(f"unknown probe kind '{kind}'; known: {', '.join(kinds())}")
+    probe = getattr(importlib.import_module(f"{__name__}.{kind}"), "PROBE", None)
+    if not isinstance(probe, Probe) or probe.kind != kind:
+        raise KeyError(f"agent/probes/{kind}.py must define PROBE = Probe(kind='{kind}', ...)")
+    return probe
+
+
+def registry() -> dict[str, Probe]:
+    """Every probe, each module imported (the reference generator, the docs' tests)."""
+    return {kind: get(kind) for kind in kinds()}
