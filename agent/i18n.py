@@ -380,9 +380,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "Riwayat 7 dan 30 hari masih disusun; 24 jam terakhir ditampilkan langsung dari data.",
     },
     "web.node.availability": {
-        "en": "Internet {avail} of the measured time; no evidence for {unknown} of the range; power off {off} min.",
+        "en": "Internet {avail} of the measured time; no evidence for {unknown} of the range; power off {off} min; "
+        "maintenance {maintenance} min.",
         "id": "Internet tersedia {avail} dari waktu terukur; tanpa data {unknown} dari rentang ini; listrik padam "
-        "{off} menit.",
+        "{off} menit; pemeliharaan {maintenance} menit.",
     },
     "web.node.link_change": {"en": "link type {old} → {new}", "id": "jenis jaringan {old} → {new}"},
     "web.node.link_changes": {"en": "Link type changes", "id": "Perubahan jenis jaringan"},

@@ -20,11 +20,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
 from agent.collector import sla
+from agent.collector.maintenance import MaintenanceWindow, Place
 from agent.collector.settings import CollectorConfig
 from agent.collector.store import Store
 from agent.collector.web import incidents, rollup, static
 from agent.collector.web.html import esc, fmt, href, local, minutes, pct, seg
-from agent.collector.web.settings import parse_time, zone
+from agent.collector.web.settings import zone
 from agent.collector.web.views import contract_mbps, kabupaten, sites
 from agent.i18n import text
 
@@ -121,14 +122,6 @@ class Report:
         }
 
 
-def _scope_matches(scope: str, node: str, site: dict[str, Any], kecamatan: str, desa: str) -> bool:
-    if not scope:
-        return True
-    kind, _, name = scope.partition(":")
-    value = {"node": node, "desa": desa, "kecamatan": kecamatan, "operator": str(site.get("operator", ""))}.get(kind)
-    return value is not None and value.casefold() == name.casefold()
-
-
 def _figures(line: Line, hours: Iterable[rollup.Figures]) -> None:
     """Latency p50 and p95 over the hours' medians, loss weighted by readings, median throughput."""
     hs = list(hours)
@@ -160,7 +153,7 @@ def build_report(store: Store, cfg: CollectorConfig, month: str, now: float, fig
     hours = rollup.month_hours(store, start, until) if figures else {}
     site_of = sites(store)
     power = incidents.power_periods(store, start, until)
-    windows = [(parse_time(w.start, tz), parse_time(w.end, tz), w) for w in cfg.sla.maintenance]
+    calendar = cfg.calendar()
     nodes = store.query(
         "SELECT node, kecamatan, desa FROM nodes WHERE first_seen IS NOT NULL AND first_seen < ? ORDER BY kecamatan, desa, node",
         (until,),
@@ -169,9 +162,10 @@ def build_report(store: Store, cfg: CollectorConfig, month: str, now: float, fig
     for node, kec, desa in nodes:
         node, kec, desa = str(node), str(kec or ""), str(desa or "")
         site = site_of.get(node, {})
-        maint = [(a, b) for a, b, w in windows if _scope_matches(w.scope, node, site, kec, desa)]
+        operator = str(site.get("operator", "") or "")
+        maint = calendar.intervals(Place(node, kec, desa, operator), start, until)
         t = sla.tally(segs.get(node, []), start, until, maint, (power or {}).get(node, []))
-        line = Line("node", node, kec, desa, str(site.get("operator", "") or NO_OPERATOR), 1, t)
+        line = Line("node", node, kec, desa, operator or NO_OPERATOR, 1, t)
         line.contract_mbps = contract_mbps(site, cfg)
         _figures(line, hours.get(node, []))
         node_lines.append(line)
@@ -225,12 +219,17 @@ def build_report(store: Store, cfg: CollectorConfig, month: str, now: float, fig
         kabupaten=kabupaten(cfg),
         evidence_s=cfg.sla.evidence_s,
         power_source="boots" if power is None else "incidents+boots",
-        maintenance=[
-            {"start": a, "stop": b, "scope": w.scope, "note": w.note} for a, b, w in windows if b > start and a < until
-        ],
+        maintenance=[_window_entry(w, spans) for w, spans in calendar.windows_in(start, until)],
         lines=lines,
         total=total[0] if total else Line("total", "", nodes=0),
     )
+
+
+def _window_entry(w: MaintenanceWindow, spans: Sequence[sla.Window]) -> dict[str, Any]:
+    """A window as the report lists it: what it is, whom it covered, and its stretches inside the month."""
+    recurring = {"days": w.days, "time_start": w.time_start, "time_end": w.time_end} if w.days else None
+    return {"name": w.name, "note": w.note, "covers": w.coverage(), "recurring": recurring,
+            "occurrences": [list(s) for s in spans]}  # fmt: skip
 
 
 # -- CSV and JSON ------------------------------------------------------------------
@@ -349,6 +348,19 @@ def _speed(x: Line) -> str:
     return f"{x.contract_mbps:g}{ratio}"
 
 
+def _window_item(m: dict[str, Any], tz: dt.tzinfo, lang: str) -> str:
+    """One listed window: name, when (a recurring one: its days and hours, how often in the month), whom, note."""
+    if m["recurring"]:
+        r = m["recurring"]
+        when = f"{', '.join(r['days'])} {r['time_start']}–{r['time_end']} (×{len(m['occurrences'])})"
+    else:
+        a, b = m["occurrences"][0]
+        when = f"{local(a, tz)} – {local(b, tz)}"
+    covers = "; ".join(f"{key}: {', '.join(names)}" for key, names in m["covers"].items())
+    parts = [m["name"], when, covers or text("sla.scope_all", lang), m["note"]]
+    return "<li>" + " · ".join(esc(p) for p in parts if p) + "</li>"
+
+
 def report_body(report: Report, lang: str, link: bool = False) -> str:
     """The report's sections, for the printable file and for the web's SLA page alike."""
     tz = zone(report.timezone)
@@ -374,11 +386,7 @@ def report_body(report: Report, lang: str, link: bool = False) -> str:
     rules = text("sla.rules", lang, evidence=f"{report.evidence_s / 60:g}")
     maint = ""
     if report.maintenance:
-        items = "".join(
-            f"<li>{esc(local(m['start'], tz))} – {esc(local(m['stop'], tz))} · {esc(m['scope'] or text('sla.scope_all', lang))}"
-            f"{' · ' + esc(m['note']) if m['note'] else ''}</li>"
-            for m in report.maintenance
-        )
+        items = "".join(_window_item(m, tz, lang) for m in report.maintenance)
         maint = f'<h3>{esc(text("sla.maintenance", lang))}</h3><ul class="maintenance">{items}</ul>'
     parts = [
         f'<section id="sla-summary"><p class="sub">{esc(period)}</p>'

@@ -7,15 +7,20 @@ problem is reported with its key path, all at once.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any, Optional
 
+from agent.collector import maintenance
 from agent.collector.incidents.settings import IncidentSettings, NotifySettings, check_incidents, check_notify
-from agent.collector.web.settings import SlaSettings, WebSettings
+from agent.collector.maintenance import Calendar, MaintenanceWindow
+from agent.collector.web.settings import SlaSettings, WebSettings, zone
 from agent.config import tomllib
 from agent.net.secrets import read_secret_file
 from agent.reading.topics import BrokerUrl
 from agent.schema import ConfigError, Problem, build, setting
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/etc/netprobe/collector.toml"
 ENV_PATH = "NETPROBE_COLLECTOR_CONFIG"
@@ -107,16 +112,58 @@ class CollectorConfig:
     sla: SlaSettings = setting(factory=SlaSettings)
     incidents: IncidentSettings = setting(factory=IncidentSettings, check=check_incidents)
     notify: NotifySettings = setting(factory=NotifySettings, check=check_notify)
+    maintenance: list[MaintenanceWindow] = setting(
+        factory=list, help="planned work, announced once: no alerts for what began inside, left out of availability"
+    )
+
+    def calendar(self) -> Calendar:
+        """The one maintenance calendar, as the incident engine, the SLA and the pages read it."""
+        return Calendar(self.maintenance, zone(self.web.timezone), self.incidents.groups)
+
+
+def _group_names(data: dict[str, Any]) -> list[str]:
+    """The [[incidents.groups]] names as written, so windows are checked even when a group has another problem."""
+    incidents = data.get("incidents")
+    groups = incidents.get("groups") if isinstance(incidents, dict) else None
+    if not isinstance(groups, list):
+        return []
+    return [str(g["name"]) for g in groups if isinstance(g, dict) and "name" in g]
+
+
+def _maintenance_tables(data: dict[str, Any], problems: list[Problem]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """`data` without any maintenance array, and every window's table with its key path: [[maintenance]] first,
+    then the old forms (logged as deprecated), so one calendar holds them all."""
+    rest, tables = maintenance.legacy_tables(data, problems)
+    for old in sorted({path.partition("[")[0] for path, _ in tables}):
+        log.warning("collector.toml: [[%s]] is deprecated; it still loads, write it as [[maintenance]]", old)
+    new = rest.pop("maintenance", [])
+    if not isinstance(new, list):
+        problems.append(Problem("maintenance", "expected an array of tables: [[maintenance]]"))
+        return rest, tables
+    return rest, [(f"maintenance[{i}]", table) for i, table in enumerate(new)] + tables
 
 
 def parse_collector_config(data: dict[str, Any], source: str = "") -> CollectorConfig:
     problems: list[Problem] = []
-    cfg = build(CollectorConfig, data, "", problems)
+    rest, tables = _maintenance_tables(data, problems)
+    cfg = build(CollectorConfig, rest, "", problems)
     if cfg is not None and cfg.broker.cert_file and not cfg.broker.key_file:
         problems.append(Problem("broker.key_file", "needed with broker.cert_file"))
+    windows, groups = [], _group_names(data)
+    for path, table in tables:
+        window = build(MaintenanceWindow, table, path, problems)
+        if isinstance(window, MaintenanceWindow):
+            problems += maintenance.window_problems(window, path, groups)
+            windows.append(window)
     if problems or cfg is None:
         raise ConfigError(problems, source)
-    return cfg
+    if cfg.incidents.timezone != cfg.web.timezone and any(p.startswith("incidents.") for p, _ in tables):
+        log.warning(
+            "collector.toml: [[incidents.maintenance]] times are read in [web] timezone (%s), not %s",
+            cfg.web.timezone,
+            cfg.incidents.timezone,
+        )
+    return dataclasses.replace(cfg, maintenance=windows)
 
 
 def load_collector_config(path: Optional[str] = None) -> CollectorConfig:

@@ -186,7 +186,7 @@ class Bed:
             out += [f"{k} = {toml_value(v)}" for k, v in table.items()]
         out += ["[[incidents.groups]]", 'name = "hub-sekayu"', f"nodes = {toml_value(list(NODES))}"]
         for m in self.maintenance:
-            out.append("[[incidents.maintenance]]")
+            out.append("[[maintenance]]")
             out += [f"{k} = {toml_value(v)}" for k, v in m.items()]
         out += ["[[notify.rules]]", 'to = ["webhook", "telegram:-1001", "email:teknisi@muba.go.id", "whatsapp:+62812"]',
                 'lang = "id"']  # fmt: skip

@@ -294,7 +294,7 @@ def window(start_min: float, end_min: float, **kw: object) -> dict[str, object]:
 
 
 def test_no_message_inside_a_maintenance_window_nor_at_its_end() -> None:
-    sim = Sim(settings(maintenance=[window(30, 60, kecamatan=["Sekayu"])]))
+    sim = Sim(settings(), maintenance=[window(30, 60, kecamatan=["Sekayu"])])
     sim.add("n1")
     sim.run(35 * MIN)
     sim.set("n1", "off")  # the planned blackout
@@ -307,7 +307,7 @@ def test_no_message_inside_a_maintenance_window_nor_at_its_end() -> None:
 
 
 def test_a_window_that_ends_while_the_node_is_still_down_tells_nothing_then_and_once_after_the_overrun() -> None:
-    sim = Sim(settings(maintenance=[window(30, 60, nodes=["n1"])], maintenance_overrun_s=1800.0))
+    sim = Sim(settings(maintenance_overrun_s=1800.0), maintenance=[window(30, 60, nodes=["n1"])])
     sim.add("n1")
     sim.run(35 * MIN)
     sim.set("n1", "off")
@@ -320,8 +320,26 @@ def test_a_window_that_ends_while_the_node_is_still_down_tells_nothing_then_and_
     assert sim.told() == [("open", C.UNKNOWN), ("resolved", C.POWER)]
 
 
+def test_a_weekly_window_naming_a_group_silences_its_members_only() -> None:
+    # T0 is Friday 29 May 2026, 03:26:40 WIB: the Friday window 03:40-04:40 begins 13 min later.
+    friday = {"name": "pemadaman bergilir", "groups": ["hub-sekayu"], "days": ["fri"], "time_start": "03:40",
+              "time_end": "04:40"}  # fmt: skip
+    sim = Sim(settings(groups=[{"name": "hub-sekayu", "kecamatan": ["Sekayu"]}]), maintenance=[friday])
+    sim.add("n1", kecamatan="Sekayu")
+    sim.add("n2", kecamatan="Lais")
+    sim.run(20 * MIN)
+    sim.set("n1", "off")
+    sim.set("n2", "off")
+    sim.run(20 * MIN)
+    sim.set("n1", "up")
+    sim.set("n2", "up")
+    sim.run(20 * MIN)
+    assert one(sim, "n1").maintenance == "pemadaman bergilir" and one(sim, "n2").maintenance == ""
+    assert {n.incident.node for n in sim.notices} == {"n2"}
+
+
 def test_an_incident_that_began_before_a_window_is_told_as_usual() -> None:
-    sim = Sim(settings(maintenance=[window(40, 90, kecamatan=["Sekayu"])]))
+    sim = Sim(settings(), maintenance=[window(40, 90, kecamatan=["Sekayu"])])
     sim.add("n1")
     sim.run(30 * MIN)
     sim.set("n1", "lan")

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Sequence
 from typing import Any, Optional
 
 from agent.collector import fleet
 from agent.collector.incidents.engine import Engine, Incident, Notice, Obs
-from agent.collector.incidents.settings import GroupSettings, IncidentSettings, MaintenanceSettings
+from agent.collector.incidents.settings import GroupSettings, IncidentSettings, load_zone
+from agent.collector.maintenance import Calendar, MaintenanceWindow
 
 T0 = 1_780_000_000.0  # 2026-05-28, a fixed start so runs repeat exactly
 _boots = itertools.count(1)
@@ -30,8 +32,7 @@ _boots = itertools.count(1)
 
 def settings(**kw: Any) -> IncidentSettings:
     groups = [g if isinstance(g, GroupSettings) else GroupSettings(**g) for g in kw.pop("groups", [])]
-    windows = [m if isinstance(m, MaintenanceSettings) else MaintenanceSettings(**m) for m in kw.pop("maintenance", [])]
-    return IncidentSettings(groups=groups, maintenance=windows, **kw)
+    return IncidentSettings(groups=groups, **kw)
 
 
 @dataclasses.dataclass
@@ -62,9 +63,13 @@ class Sim:
         pass_s: float = 30.0,
         will_s: float = 90.0,
         policy: Optional[fleet.Policy] = None,
+        maintenance: Sequence[dict[str, Any]] = (),
     ) -> None:
+        """`maintenance`: [[maintenance]] tables, read as collector.toml's calendar would be."""
         self.cfg = cfg or settings()
-        self.engine = Engine(self.cfg, policy or fleet.Policy(interval_s=60.0, silent_intervals=3.0))
+        windows = [MaintenanceWindow(**m) for m in maintenance]
+        calendar = Calendar(windows, load_zone(self.cfg.timezone), self.cfg.groups)
+        self.engine = Engine(self.cfg, policy or fleet.Policy(interval_s=60.0, silent_intervals=3.0), calendar)
         self.now = T0
         self.every, self.tick, self.pass_s, self.will_s = every, tick, pass_s, will_s
         self.nodes: dict[str, SimNode] = {}

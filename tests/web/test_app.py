@@ -11,7 +11,7 @@ import base64
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,10 +30,10 @@ EVIL_DESA = '<script>alert("x")</script>\x1b[31mRED\x1b[0m & "quoted"'
 EVIL_KEC = "Sekayu"
 
 
-def config(path: Path, **web: Any) -> Any:
+def config(path: Path, maintenance: Sequence[dict[str, Any]] = (), **web: Any) -> Any:
     return parse_collector_config(
         {"store": {"path": str(path)}, "fleet": {"interval_s": 600.0}, "sla": {"evidence_s": 3900.0},
-         "web": {"lang": "en", **web}}
+         "web": {"lang": "en", **web}, "maintenance": list(maintenance)}
     )  # fmt: skip
 
 
@@ -55,8 +55,10 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, float, 
     yield path, now, specs
 
 
-def make_app(path: Path, now: float, auth: Optional[Auth] = None, **web: Any) -> App:
-    cfg = config(path, **web)
+def make_app(
+    path: Path, now: float, auth: Optional[Auth] = None, maintenance: Sequence[dict[str, Any]] = (), **web: Any
+) -> App:
+    cfg = config(path, maintenance, **web)
     app = App(cfg, lambda: open_store(path=str(path), readonly=True), auth, clock=lambda: now)
     store = open_store(path=str(path), readonly=True)
     app.rollup = rollup.Rollup(store, cfg.sla.evidence_s, cfg.web.history_days)
@@ -133,6 +135,19 @@ def test_node_page_shows_history_dark_periods_link_changes_contract_and_verdict(
     assert 'class="contract"' in page and 'class="band"' in page and 'class="p50"' in page
     data = json.loads(get(app, f"/api/node/{dark}?range=24h").body)
     assert data["verdict"] == "down" and data["availability"]["down_s"] > 5 * 3600
+
+
+def test_a_node_page_leaves_the_maintenance_windows_covering_it_out_of_availability(db: Any) -> None:
+    path, now, specs = db
+    dark = fleet.by_kind(specs, "gateway_only")[0].node  # down for hours: two of them were announced
+    stamp = "%Y-%m-%dT%H:%M:%S+00:00"
+    window = {"name": "ISP works", "nodes": [dark], "start": time.strftime(stamp, time.gmtime(now - 3 * 3600)),
+              "end": time.strftime(stamp, time.gmtime(now - 3600))}  # fmt: skip
+    before = json.loads(get(make_app(path, now), f"/api/node/{dark}?range=24h").body)["availability"]
+    after = json.loads(get(make_app(path, now, maintenance=[window]), f"/api/node/{dark}?range=24h").body)
+    assert after["availability"]["maintenance_s"] == pytest.approx(7200, abs=1)
+    assert after["availability"]["down_s"] == pytest.approx(before["down_s"] - 7200, abs=1)
+    assert "maintenance 120 min" in get(make_app(path, now, maintenance=[window]), f"/node/{dark}").body.decode()
 
 
 def test_without_credentials_every_page_is_401_with_them_200(db: tuple[Path, float, list[fleet.Spec]]) -> None:

@@ -1,8 +1,9 @@
 """The SLA rules (docs/sla.md): the pure arithmetic, then a month placed by hand in a real database.
 
 The month (October 2026, WIB) has outages, a maintenance window per provider and
-one per node, a power cut (a new boot after a silent gap), a gap without evidence,
-a node commissioned mid-month and one that went quiet before the month's end.
+one per node, a weekly one past midnight, a power cut (a new boot after a silent gap),
+a gap without evidence, a node commissioned mid-month and one that went quiet before
+the month's end.
 `netprobe report` must give the availability computed by hand, to 0.01 %.
 """
 
@@ -97,8 +98,9 @@ NODES = {  # node: (kecamatan, desa, operator)
     "muba-lais-tanjung-agung-01": ("Lais", "Tanjung Agung", "telkom"),
     "muba-sekayu-kayuara-01": ("Sekayu", "Kayuara", "starlink"),
     "muba-lalan-bumi-agung-01": ("Lalan", "Bumi Agung", "starlink"),
+    "muba-babat-toman-sugi-waras-01": ("Babat Toman", "Sugi Waras", "indosat"),
 }
-A, B, C, D = NODES
+A, B, C, D, E = NODES
 
 
 def plan(node: str, t: float) -> tuple[bool, dict[str, bool], str]:
@@ -116,6 +118,9 @@ def plan(node: str, t: float) -> tuple[bool, dict[str, bool], str]:
         gateway_only = at(8, 0) <= t < at(8, 0, 30)
         one_target_down = at(9, 0) <= t < at(10, 0)
         return True, {"1.1.1.1": not gateway_only and not one_target_down, "8.8.8.8": not gateway_only}, "b1"
+    if node == E:  # down Sunday 11th 23:00 to Monday 01:00 (the weekly window covers 23:30-00:30), and 14th 10-11
+        down = at(11, 23) <= t < at(12, 1) or at(14, 10) <= t < at(14, 11)
+        return True, {"1.1.1.1": not down}, "b1"
     if t > at(31, 20):
         return False, {}, ""  # quiet from 20:05 on
     down = at(12, 0) <= t < at(12, 1) or at(3, 10) <= t < at(3, 11)
@@ -127,18 +132,27 @@ EXPECTED = {  # minutes: up, down, unknown, off, maintenance
     B: (MONTH_MIN - 660, 0, 180, 360, 120),
     C: (MONTH_MIN - 5760 - 30, 30, 5760, 0, 0),
     D: (MONTH_MIN - 355, 60, 235, 0, 60),
+    # Sundays 4, 11, 18, 25, 23:30-00:30: 240 min excluded, the 60 down inside them too; 60 + 60 down counted.
+    E: (MONTH_MIN - 360, 120, 0, 0, 240),
 }
 CONFIG = f"""
 [fleet]
 interval_s = 300.0
 [web]
 timezone = "Asia/Jakarta"
-[[sla.maintenance]]
+[[maintenance]]
+name = "fiber splice"
+operator = ["telkom"]
 start = "2026-10-20T01:00:00+07:00"
 end = "2026-10-20T03:00:00+07:00"
-scope = "operator:telkom"
-note = "fiber splice, announced"
-[[sla.maintenance]]
+note = "announced"
+[[maintenance]]
+name = "pemadaman bergilir"
+kecamatan = ["Babat Toman"]
+days = ["sun"]
+time_start = "23:30"
+time_end = "00:30"
+[[sla.maintenance]]  # the old form still loads, into the same calendar
 start = "2026-10-03T10:00:00"
 end = "2026-10-03T11:00:00"
 scope = "node:{D}"
@@ -222,7 +236,12 @@ def test_the_month_report_matches_the_hand_computed_availability(month_db: Path)
     kec = {k["name"]: k for k in data["kecamatans"]}
     assert kec["Sekayu"]["nodes"] == 2 and minutes(kec["Sekayu"])[0] == EXPECTED[A][0] + EXPECTED[C][0]
     assert data["rules"]["power_cuts_from"] in ("boots", "incidents+boots")
-    assert [m["scope"] for m in data["maintenance"]] == ["operator:telkom", f"node:{D}"]
+    assert [(m["name"], m["covers"], len(m["occurrences"])) for m in data["maintenance"]] == [
+        ("fiber splice", {"operator": ["telkom"]}, 1),
+        ("pemadaman bergilir", {"kecamatan": ["Babat Toman"]}, 4),
+        ("announced maintenance", {"nodes": [D]}, 1),
+    ]
+    assert data["maintenance"][1]["recurring"] == {"days": ["sun"], "time_start": "23:30", "time_end": "00:30"}
 
     csv_out = report(month_db, "csv")
     assert csv_out.returncode == 0, csv_out.stderr

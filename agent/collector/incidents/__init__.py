@@ -1,7 +1,8 @@
 """Incidents and alerts: why a desa is dark, told once to the right person.
 
 `engine` (pure: Readings and node states in, incidents and notices out) with its
-vocabulary in `causes` and its maintenance calendar in `maintenance`; `messages`
+vocabulary in `causes`, reading the collector's one maintenance calendar
+(`agent.collector.maintenance`); `messages`
 (the en/id texts); `settings` (`[incidents]` and `[notify]` in collector.toml);
 `store` (its own tables in the collector's database); `channels` (webhook,
 Telegram, e-mail, WhatsApp); `outbox` (routing and durable delivery); `service`

@@ -29,6 +29,7 @@ rules, so the fleet view and the incidents never disagree on what "dark" means.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 from array import array
 from collections import deque
@@ -37,8 +38,8 @@ from typing import Any, NamedTuple, Optional
 
 from agent.collector import fleet
 from agent.collector.incidents import causes as C
-from agent.collector.incidents.maintenance import Calendar
-from agent.collector.incidents.settings import IncidentSettings, load_zone
+from agent.collector.incidents.settings import IncidentSettings
+from agent.collector.maintenance import Calendar, Place
 
 # Per-interval flags.
 ANY, PUB_OK, PUB_FAIL, GW_OK, GW_FAIL = 1, 2, 4, 8, 16
@@ -325,12 +326,14 @@ class NodeState:
 class Engine:
     """Incidents of a whole fleet, kept incrementally: each pass looks at nodes that changed."""
 
-    def __init__(self, settings: IncidentSettings, policy: Optional[fleet.Policy] = None) -> None:
+    def __init__(
+        self, settings: IncidentSettings, policy: Optional[fleet.Policy] = None, calendar: Optional[Calendar] = None
+    ) -> None:
+        """`calendar`: the collector's maintenance windows (`CollectorConfig.calendar()`); none without one."""
         self.s = settings
         self.policy = policy or fleet.Policy()
         self.slot = settings.interval_s
-        self.tz = load_zone(settings.timezone)
-        self.calendar = Calendar(settings.maintenance, self.tz)
+        self.calendar = calendar or Calendar((), dt.timezone.utc)
         self.nodes: dict[str, NodeState] = {}
         self.incidents: dict[str, Incident] = {}  # open ones, and closed ones still in view
         self.groups: dict[str, Incident] = {}  # group key -> its open upstream incident
@@ -947,8 +950,11 @@ class Engine:
         """Did it start inside a window covering it (every member, for an upstream incident)?"""
         if inc.node:
             st = self.nodes.get(inc.node)
-            groups = st.groups if st else ()
-            occ = self.calendar.covering(inc.node, inc.kecamatan, groups, inc.start)
+            if st is None:
+                place = Place(inc.node, inc.kecamatan, inc.desa)
+            else:
+                place = Place(inc.node, st.kecamatan, st.desa, str(st.site.get("operator") or ""))
+            occ = self.calendar.covering(place, inc.start)
             if occ is None:
                 inc.maintenance, inc.maintenance_end = "", None
                 return False

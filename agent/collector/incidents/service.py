@@ -131,7 +131,7 @@ class IncidentService:
 
     def _bootstrap(self, store: Store, now: float) -> None:
         f = self.cfg.fleet
-        engine = Engine(self.s, fleet.Policy(f.interval_s, f.silent_intervals))
+        engine = Engine(self.s, fleet.Policy(f.interval_s, f.silent_intervals), self.cfg.calendar())
         since = now - self.s.lookback_s
         engine.load(istore.load_recent(store, since))
         self.cursor, self.seen = since, {}

@@ -1,27 +1,25 @@
-"""`[incidents]` and `[notify]` in collector.toml: the rules' thresholds, groups, maintenance, channels.
+"""`[incidents]` and `[notify]` in collector.toml: the rules' thresholds, groups, channels.
 
 Built by `agent.schema` like every other section, so each problem is reported with its
 key path and all of them at once. What one key cannot check alone (an `open_after`
-larger than its `window`, a rule sending to a channel that is not configured, a
-maintenance window naming an unknown group) is checked by `check_incidents` and
-`check_notify`, which the collector's config applies to the whole section.
+larger than its `window`, a rule sending to a channel that is not configured) is checked
+by `check_incidents` and `check_notify`, which the collector's config applies to the
+whole section. Planned work is the collector's one calendar, `[[maintenance]]`
+(`agent.collector.maintenance`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 from typing import Optional
 
 from agent.schema import setting
 
 CRITICAL, WARNING = "critical", "warning"
 SEVERITIES = (CRITICAL, WARNING)
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNELS = ("webhook", "telegram", "email", "whatsapp")
 LANGS = ("id", "en")
-CLOCK_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 DEFAULT_LATENCY_MS = {
     # What is slow depends on the link: 600 ms is normal on GEO and terrible on fiber.
     "fiber": 150.0,
@@ -31,29 +29,6 @@ DEFAULT_LATENCY_MS = {
     "other": 400.0,
     "unknown": 400.0,
 }
-
-
-def parse_when(text: str, tz: Optional[dt.tzinfo] = None) -> Optional[float]:
-    """An ISO date-time as epoch seconds; without an offset it is read in `tz` (else UTC)."""
-    try:
-        stamp = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=tz or dt.timezone.utc)
-    return stamp.timestamp()
-
-
-def check_when(value: str) -> Optional[str]:
-    if value and parse_when(value) is None:
-        return 'use an ISO date-time, e.g. "2026-07-01T09:00:00+07:00"'
-    return None
-
-
-def check_clock(value: str) -> Optional[str]:
-    if value and not CLOCK_RE.match(value):
-        return 'use HH:MM, e.g. "09:00"'
-    return None
 
 
 def check_zone(value: str) -> Optional[str]:
@@ -102,19 +77,6 @@ class GroupSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class MaintenanceSettings:
-    name: str = setting(help='what it is, e.g. "pemadaman bergilir Sekayu"')
-    nodes: list[str] = setting(factory=list, help="node ids it covers")
-    groups: list[str] = setting(factory=list, help="[[incidents.groups]] names it covers")
-    kecamatan: list[str] = setting(factory=list, help="kecamatan it covers")
-    start: str = setting("", check=check_when, help="one-off: ISO date-time it begins (without an offset: timezone)")
-    end: str = setting("", check=check_when, help="one-off: when it ends")
-    days: list[str] = setting(factory=list, choices=DAYS, help="recurring: on these days")
-    time_start: str = setting("", check=check_clock, help='recurring: from HH:MM local time, e.g. "09:00"')
-    time_end: str = setting("", check=check_clock, help="recurring: to HH:MM (earlier than time_start: past midnight)")
-
-
-@dataclasses.dataclass(frozen=True)
 class IncidentSettings:
     enabled: bool = setting(True, help="run the incident engine inside `netprobe collect`")
     interval_s: float = setting(60.0, above=0.0, help="one interval of the rules: the path probes' usual interval")
@@ -128,7 +90,7 @@ class IncidentSettings:
     )
     evaluate_every_s: float = setting(30.0, above=0.0, help="seconds between evaluation passes")
     lookback_s: float = setting(3600.0, above=0.0, help="readings re-read when the engine starts")
-    timezone: str = setting("Asia/Jakarta", check=check_zone, help="for times in messages and maintenance windows")
+    timezone: str = setting("Asia/Jakarta", check=check_zone, help="for times in messages")
     loss_pct: float = setting(10.0, above=0.0, max=100.0, help="degraded: mean loss to public targets at least this")
     latency_ms: dict[str, float] = setting(
         factory=lambda: dict(DEFAULT_LATENCY_MS), help="degraded: p50 RTT above this, per link type"
@@ -146,7 +108,6 @@ class IncidentSettings:
         3600.0, min=0.0, help="still dark this long after a window ended: tell it once (0: never)"
     )
     groups: list[GroupSettings] = setting(factory=list, help="nodes behind one shared upstream")
-    maintenance: list[MaintenanceSettings] = setting(factory=list, help="planned work: no alerts inside")
 
     def latency_limit(self, link_type: str) -> float:
         return self.latency_ms.get(link_type, self.latency_ms.get("unknown", DEFAULT_LATENCY_MS["unknown"]))
@@ -242,26 +203,6 @@ def check_incidents(s: IncidentSettings) -> Optional[str]:
             problems.append(f"groups[{i}].name: '{g.name}' is used twice")
         if not (g.kecamatan or g.desa or g.nodes):
             problems.append(f"groups[{i}]: list its kecamatan, desa or nodes")
-    for i, m in enumerate(s.maintenance):
-        where = f"maintenance[{i}]"
-        if not m.name:
-            problems.append(f"{where}.name: needed")
-        if not (m.nodes or m.groups or m.kecamatan):
-            problems.append(f"{where}: say what it covers (nodes, groups or kecamatan)")
-        for name in m.groups:
-            if name not in names:
-                problems.append(f"{where}.groups: no group '{name}' in [[incidents.groups]]")
-        one_off, recurring = bool(m.start or m.end), bool(m.days or m.time_start or m.time_end)
-        if one_off == recurring:
-            problems.append(f"{where}: give either start and end (one-off) or days, time_start and time_end")
-        elif one_off:
-            a, b = parse_when(m.start), parse_when(m.end)
-            if a is None or b is None:
-                problems.append(f"{where}: a one-off window needs both start and end")
-            elif b <= a:
-                problems.append(f"{where}.end: must be after start")
-        elif not (m.days and m.time_start and m.time_end) or m.time_start == m.time_end:
-            problems.append(f"{where}: a recurring window needs days, time_start and a different time_end")
     return "; ".join(problems) or None
 
 

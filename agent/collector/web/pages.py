@@ -252,6 +252,7 @@ def node_page(ctx: Ctx, d: NodeDetail) -> str:
     avail = text(
         "web.node.availability", ctx.lang, avail=pct(tally.availability), unknown=pct(
             tally.unknown_s / tally.period_s if tally.period_s else None, 1), off=f"{tally.off_s / 60:.0f}",
+        maintenance=f"{tally.maintenance_s / 60:.0f}",
     )  # fmt: skip
     history = (
         "" if d.history_ready else f'<p class="note" id="history-building">{t(ctx, "web.node.history_building")}</p>'

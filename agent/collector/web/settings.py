@@ -1,7 +1,7 @@
 """`[web]` and `[sla]` in collector.toml: where the live view listens, who may see it, what providers promised.
 
 Loaded by the same typed-settings machinery as the rest of collector.toml, so a
-bad window or port is reported with its key path, with every other problem.
+bad port or zone is reported with its key path, with every other problem.
 """
 
 from __future__ import annotations
@@ -52,39 +52,15 @@ def check_zone(value: str) -> Optional[str]:
     return None
 
 
-def parse_time(text: str, tz: dt.tzinfo) -> float:
-    """An ISO 8601 time as epoch seconds; without an offset it is in `tz`."""
-    stamp = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=tz)
-    return stamp.timestamp()
-
-
-def check_time(value: str) -> Optional[str]:
-    try:
-        parse_time(value, dt.timezone.utc)
-    except ValueError:
-        return 'expected an ISO 8601 time in quotes, e.g. "2026-11-10T01:00:00+07:00"'
-    return None
-
-
-SCOPES = ("node", "desa", "kecamatan", "operator")
-
-
-def check_scope(value: str) -> Optional[str]:
-    kind, sep, name = value.partition(":")
-    if value and not (sep and kind in SCOPES and name):
-        return 'expected "" (every node) or one of node:ID, desa:NAME, kecamatan:NAME, operator:NAME'
-    return None
-
-
 @dataclasses.dataclass(frozen=True)
 class WebSettings:
     """`netprobe web`: where it listens, who may see it, the map's boundary (docs/web.md)."""
 
     listen: str = setting(DEFAULT_LISTEN, check=check_listen, help="HOST:PORT; loopback unless you mean it")
     lang: str = setting("en", choices=("en", "id"), help="default language of the pages (?lang= overrides)")
-    timezone: str = setting("Asia/Jakarta", check=check_zone, help="times on the pages and month boundaries")
+    timezone: str = setting(
+        "Asia/Jakarta", check=check_zone, help="times on the pages, month boundaries, [[maintenance]] times"
+    )
     username: str = setting("", help="HTTP basic auth user (with password_file)")
     password_file: str = setting("", help="file holding the basic auth password")
     token_file: str = setting("", help="file holding a bearer token (Authorization: Bearer ...), e.g. for Prometheus")
@@ -92,26 +68,6 @@ class WebSettings:
     history_days: float = setting(400.0, min=1.0, help="how far back the charts' and SLA's rollup reaches")
     refresh_s: float = setting(60.0, min=5.0, max=3600.0, help="how often new readings are rolled up")
     max_clients: int = setting(16, min=1, max=512, help="requests served at once; more get HTTP 503")
-
-
-@dataclasses.dataclass(frozen=True)
-class MaintenanceWindow:
-    """An announced maintenance window: excluded from availability (docs/sla.md)."""
-
-    start: str = setting(check=check_time, help="ISO 8601; without an offset, in [web] timezone")
-    end: str = setting(check=check_time, help="ISO 8601, after start")
-    scope: str = setting("", check=check_scope, help='"" every node, or node:ID, desa:X, kecamatan:X, operator:X')
-    note: str = setting("", help="shown in the report")
-
-
-def check_windows(windows: list[MaintenanceWindow]) -> Optional[str]:
-    for i, w in enumerate(windows):
-        try:
-            if parse_time(w.end, dt.timezone.utc) <= parse_time(w.start, dt.timezone.utc):
-                return f"window {i}: end must be after start"
-        except ValueError:
-            return None  # reported by the field's own check
-    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,9 +83,6 @@ class SlaSettings:
     """The month report's rules and the providers' contracts (docs/sla.md)."""
 
     evidence_s: float = setting(300.0, above=0.0, help="how long one reading vouches for the node's status")
-    maintenance: list[MaintenanceWindow] = setting(
-        factory=list, check=check_windows, help="announced windows, excluded"
-    )
     providers: dict[str, ProviderContract] = setting(
         factory=dict, help="[sla.providers.NAME]: availability_pct, speed_mbps; NAME = the operator tag"
     )

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from agent.collector import fleet, sla
 from agent.collector.fleet import KecamatanView, NodeView
+from agent.collector.maintenance import Place
 from agent.collector.settings import CollectorConfig
 from agent.collector.store import Store
 from agent.collector.store.base import month_of
@@ -267,6 +268,8 @@ def node_detail(
         tput = [(h.start + 1800.0, h.down_mbps, h.up_mbps) for h in hours if h.n_tput]
     if not history_ready and range_name != "24h":
         segs = []
+    place = Place(node, str(row["kecamatan"] or ""), str(row["desa"] or ""), str(site.get("operator") or ""))
+    maintenance = cfg.calendar().intervals(place, since, now)
     checks, verdict, verdict_ts = diagnosis(latest, max(policy(cfg).silent_after_s, 3600.0))
     budget = next((_f(r["fields"].get("budget_month_mb")) for r in latest if r["measurement"] == "throughput"), None)
     return NodeDetail(
@@ -278,7 +281,7 @@ def node_detail(
         width_s=width,
         buckets=buckets,
         segments=segs,
-        tally=sla.tally(segs, since, now),
+        tally=sla.tally(segs, since, now, maintenance),
         throughput=tput,
         link_changes=link_changes(buckets),
         contract_mbps=contract_mbps(site, cfg),
