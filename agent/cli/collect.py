@@ -37,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
     if not args.verbose:  # a daemon: say what it is doing, without debug noise
         logging.getLogger("agent.collector").setLevel(logging.INFO)
         logging.getLogger().setLevel(logging.INFO)
-    collector = Collector(cfg)
+    collector = Collector(cfg, config_path=args.config, verbose=args.verbose)
 
     def stop(signum: int, _frame: Any) -> None:
         logging.getLogger(__name__).info("signal %d: stopping", signum)

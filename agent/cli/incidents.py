@@ -108,6 +108,7 @@ def as_text(found: list[Any], counts: dict[str, int], lang: str, tz: dt.tzinfo, 
 
 def watch(cfg: Any) -> int:
     """The engine and the sender in this process, until SIGTERM or Ctrl-C (for a collector running elsewhere)."""
+    from agent.collector.incidents.process import parent_gone
     from agent.collector.incidents.service import IncidentService
 
     logging.getLogger().setLevel(logging.INFO)
@@ -116,7 +117,9 @@ def watch(cfg: Any) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     threads = IncidentService(cfg, stop).start()
     while not stop.wait(0.5):
-        pass
+        if parent_gone():  # started by `netprobe collect`, which is gone
+            logging.getLogger(__name__).warning("incidents: the collector that started this engine is gone; stopping")
+            stop.set()
     for thread in threads:
         thread.join(15)
     return EX_OK

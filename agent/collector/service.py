@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable, Optional
 
 from agent.collector.acks import AckBook
-from agent.collector.incidents import service as incidents
+from agent.collector.incidents.process import EngineProcess
 from agent.collector.settings import CollectorConfig, read_password
 from agent.collector.store import Store, StoreDown, open_store
 from agent.collector.store.base import RejectSample, StoreRefused
@@ -98,8 +98,16 @@ class Counters:
 
 
 class Collector:
-    def __init__(self, cfg: CollectorConfig, store_factory: Optional[Callable[[], Store]] = None) -> None:
+    def __init__(
+        self,
+        cfg: CollectorConfig,
+        store_factory: Optional[Callable[[], Store]] = None,
+        config_path: Optional[str] = None,
+        verbose: bool = False,
+    ) -> None:
+        """`config_path`: the file `cfg` came from, for the incident engine's process (None: the same default)."""
         self.cfg = cfg
+        self.engine = EngineProcess(config_path, verbose) if cfg.incidents.enabled else None
         self.inbox: queue.Queue[Message] = queue.Queue()
         self.stopping = threading.Event()
         self.counters = Counters()
@@ -403,7 +411,6 @@ class Collector:
         log.info("collector %s: %s -> %s", self.cfg.broker.client_id, self.cfg.broker.url, self.store_label())
         warned_broker = self._first_connect(self.client)
         self.client.loop_start()
-        incidents.start(self.cfg, self.stopping, self._store_factory)  # own threads and connections
         started = last_purge = last_summary = time.monotonic()
         last_purge -= PURGE_EVERY_S  # purge once at start
         try:
@@ -421,6 +428,8 @@ class Collector:
                     self._summary()
                     last_summary = now
                 self._publish_acks(now)
+                if self.engine is not None:
+                    self.engine.poll(now)
                 try:
                     first = self.inbox.get(timeout=0.2)
                 except queue.Empty:
@@ -433,6 +442,8 @@ class Collector:
             self._drain()
             self._publish_acks(time.monotonic(), force=True)
         finally:
+            if self.engine is not None:
+                self.engine.stop()
             self.drained.set()
             time.sleep(0.6 if self.blocked else 0.0)  # let a waiting paho 1.6 callback see its fate
             if not self.blocked:

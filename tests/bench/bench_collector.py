@@ -28,6 +28,13 @@ from tests.fixtures.collector import ROOT, split_pg
 LOAD = str(ROOT / "tests" / "bench" / "collector_load.py")
 NODES, PER_NODE, STEADY_NODES, STEADY_RATE = 100, 1000, 10_000, 10_000 / 60.0
 RUNS = int(os.environ.get("NETPROBE_BENCH_RUNS", "1"))
+# The collector's optional parts, on by default as in the shipped config: "0" switches one off, to
+# measure what it costs side by side (NETPROBE_BENCH_INCIDENTS=0, NETPROBE_BENCH_ACKS=0).
+SECTIONS: dict[str, dict[str, Any]] = {
+    section: {"enabled": False}
+    for section, var in (("incidents", "NETPROBE_BENCH_INCIDENTS"), ("acks", "NETPROBE_BENCH_ACKS"))
+    if os.environ.get(var, "1") == "0"
+}
 BROKER_EXTRA = "max_queued_messages 1000000\nmax_queued_bytes 0\n"
 
 
@@ -72,7 +79,7 @@ def one_run(backend: str, mosquitto: Any, collector_proc: Any, tmp_path: Path, r
         dsn, schema = split_pg(request.getfixturevalue("pg_dsn"))
         settings = {"dsn": dsn, "pg_schema": f"{schema}_{time.monotonic_ns() % 10**6}"}
     client = {"client_id": f"bench-collector-{time.monotonic_ns() % 10**6}"}
-    col = collector_proc(broker.url, settings, broker=client)
+    col = collector_proc(broker.url, settings, broker=client, **SECTIONS)
     assert col.wait_log("subscribed to"), col.log()
     assert col.stop() == 0  # away: the broker queues for its persistent session
 
@@ -80,7 +87,7 @@ def one_run(backend: str, mosquitto: Any, collector_proc: Any, tmp_path: Path, r
     pubs = results(backlog(broker.url, 0))
     assert sum(p["acked"] for p in pubs) == NODES * PER_NODE
     store = open_store(settings.get("dsn", ""), settings.get("path", ""), settings.get("pg_schema", "netprobe"))
-    col = collector_proc(broker.url, settings, broker=client)
+    col = collector_proc(broker.url, settings, broker=client, **SECTIONS)
     t0 = time.monotonic()
     peak = [0.0]
     t1 = wait_count(store, "SELECT COUNT(*) FROM readings", NODES * PER_NODE, col.proc.pid, peak)
@@ -141,7 +148,8 @@ def test_bench_collector(backend: str, mosquitto: Any, collector_proc: Any, tmp_
     med = {k: statistics.median(r[k] for r in runs) if isinstance(runs[0][k], (int, float)) else runs[0][k]
            for k in runs[0]}  # fmt: skip
     print()
-    print(f"collector on {backend} (median of {RUNS} run(s)):")
+    parts = ", ".join(f"{name} {'off' if name in SECTIONS else 'on'}" for name in ("incidents", "acks"))
+    print(f"collector on {backend} ({parts}; median of {RUNS} run(s)):")
     print(f"  drain of 100 x 1,000 queued readings : {med['drain_s']:6.1f} s  = {med['drain_rate']:,.0f} msg/s stored")
     print(f"  storm: 100 x 1,000 backlog + 10,000 nodes/min steady: backlog stored in {med['storm_backlog_drain_s']:.1f} s "
           f"(publishers took {med['storm_publish_s']:.1f} s); steady lag at end {med['steady_lag_after_publish_s']:.1f} s")  # fmt: skip

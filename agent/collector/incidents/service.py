@@ -1,7 +1,7 @@
 """The incident loop: read what arrived, evaluate, store incidents and messages; and the sender.
 
-`netprobe collect` starts it in two daemon threads (`start`); `netprobe incidents --watch`
-runs the same without a collector. Each thread has its own database connection. Several
+`netprobe incidents --watch` runs it in two threads, the engine and the sender, each with its
+own database connection; `netprobe collect` runs that command as its child (`process.py`). Several
 collectors may share a database: a lease row lets one engine run at a time, and the
 others take over when its holder stops renewing it.
 
@@ -25,6 +25,7 @@ from agent.collector.incidents import store as istore
 from agent.collector.incidents.channels import Channels
 from agent.collector.incidents.engine import Engine
 from agent.collector.incidents.outbox import Sender, outgoing
+from agent.collector.incidents.process import HOLDER_ENV
 from agent.collector.incidents.settings import load_zone
 from agent.collector.settings import CollectorConfig
 from agent.collector.store import Store, StoreDown, open_store
@@ -45,7 +46,8 @@ class IncidentService:
         self.cfg, self.stop, self.clock = cfg, stop, clock
         self.s = cfg.incidents
         self._factory = store_factory or self._open
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # One name per collector (process.HOLDER_ENV): an engine it restarts resumes its lease at once.
+        self.holder = os.environ.get(HOLDER_ENV) or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.engine: Optional[Engine] = None
         self.cursor = 0.0  # the newest arrival time read
         self.seen: dict[str, float] = {}  # ids read within the overlap
@@ -180,15 +182,3 @@ class IncidentService:
                 log.exception("incident sender failed; retrying")
         if store is not None:
             store.close()
-
-
-def start(
-    cfg: CollectorConfig, stop: threading.Event, store_factory: Optional[Callable[[], Store]] = None
-) -> Optional[IncidentService]:
-    """What `netprobe collect` calls: the incident loop in two threads (each opens its own store with
-    `store_factory`), unless [incidents] enabled = false."""
-    if not cfg.incidents.enabled:
-        return None
-    service = IncidentService(cfg, stop, store_factory)
-    service.start()
-    return service
