@@ -130,12 +130,14 @@ def _group_names(data: dict[str, Any]) -> list[str]:
     return [str(g["name"]) for g in groups if isinstance(g, dict) and "name" in g]
 
 
-def _maintenance_tables(data: dict[str, Any], problems: list[Problem]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+def _maintenance_tables(
+    data: dict[str, Any], source: str, problems: list[Problem]
+) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
     """`data` without any maintenance array, and every window's table with its key path: [[maintenance]] first,
     then the old forms (logged as deprecated), so one calendar holds them all."""
     rest, tables = maintenance.legacy_tables(data, problems)
     for old in sorted({path.partition("[")[0] for path, _ in tables}):
-        log.warning("collector.toml: [[%s]] is deprecated; it still loads, write it as [[maintenance]]", old)
+        log.warning("%s: [[%s]] is deprecated; it still loads, write it as [[maintenance]]", source, old)
     new = rest.pop("maintenance", [])
     if not isinstance(new, list):
         problems.append(Problem("maintenance", "expected an array of tables: [[maintenance]]"))
@@ -145,7 +147,8 @@ def _maintenance_tables(data: dict[str, Any], problems: list[Problem]) -> tuple[
 
 def parse_collector_config(data: dict[str, Any], source: str = "") -> CollectorConfig:
     problems: list[Problem] = []
-    rest, tables = _maintenance_tables(data, problems)
+    where = source or "collector.toml"
+    rest, tables = _maintenance_tables(data, where, problems)
     cfg = build(CollectorConfig, rest, "", problems)
     if cfg is not None and cfg.broker.cert_file and not cfg.broker.key_file:
         problems.append(Problem("broker.key_file", "needed with broker.cert_file"))
@@ -159,7 +162,8 @@ def parse_collector_config(data: dict[str, Any], source: str = "") -> CollectorC
         raise ConfigError(problems, source)
     if cfg.incidents.timezone != cfg.web.timezone and any(p.startswith("incidents.") for p, _ in tables):
         log.warning(
-            "collector.toml: [[incidents.maintenance]] times are read in [web] timezone (%s), not %s",
+            "%s: [[incidents.maintenance]] times are read in [web] timezone (%s), not %s",
+            where,
             cfg.web.timezone,
             cfg.incidents.timezone,
         )
