@@ -439,6 +439,8 @@ class Collector:
                 self.counters.received += len(batch) - 1
                 self.counters.inbox_peak = max(self.counters.inbox_peak, len(batch) + self.inbox.qsize())
                 self._store_batch(batch)
+            if self.engine is not None:
+                self.engine.terminate()  # it stops while we drain
             self._drain()
             self._publish_acks(time.monotonic(), force=True)
         finally:

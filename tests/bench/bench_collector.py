@@ -47,6 +47,11 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+def child_pids(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
 def start_load(*args: Any) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, LOAD, *map(str, args)], stdout=subprocess.PIPE, text=True, env=env)
@@ -106,6 +111,7 @@ def one_run(backend: str, mosquitto: Any, collector_proc: Any, tmp_path: Path, r
     expected = 2 * NODES * PER_NODE + steady_out["acked"]
     t4 = wait_count(store, "SELECT COUNT(*) FROM readings", expected, col.proc.pid, peak, timeout=120)
     rss_now, hwm = rss_mib(col.proc.pid)
+    engine_hwm = max((rss_mib(pid)[1] for pid in child_pids(col.proc.pid)), default=0.0)  # its incident engine
     stored, distinct = store.query("SELECT COUNT(*), COUNT(DISTINCT id) FROM readings")[0]
     n_nodes = int(store.query("SELECT COUNT(*) FROM nodes")[0][0])
     assert col.stop() == 0
@@ -135,6 +141,7 @@ def one_run(backend: str, mosquitto: Any, collector_proc: Any, tmp_path: Path, r
         "steady_lag_after_publish_s": round(max(0.0, t4 - (t2 - 3 + steady_out["seconds"])), 2),
         "rss_mib_peak": round(max(peak[0], hwm), 1),
         "rss_mib_end": round(rss_now, 1),
+        "engine_rss_mib_peak": round(engine_hwm, 1),
         "published": expected,
         "stored": int(stored),
         "lost": expected - int(distinct),
@@ -154,7 +161,8 @@ def test_bench_collector(backend: str, mosquitto: Any, collector_proc: Any, tmp_
     print(f"  storm: 100 x 1,000 backlog + 10,000 nodes/min steady: backlog stored in {med['storm_backlog_drain_s']:.1f} s "
           f"(publishers took {med['storm_publish_s']:.1f} s); steady lag at end {med['steady_lag_after_publish_s']:.1f} s")  # fmt: skip
     print(f"  collector RSS: peak {med['rss_mib_peak']:.1f} MiB, at end {med['rss_mib_end']:.1f} MiB; "
-          f"unacked messages held at most {med['unacked_peak']:.0f}")  # fmt: skip
+          f"unacked messages held at most {med['unacked_peak']:.0f}; its incident engine (a child) peak "
+          f"{med['engine_rss_mib_peak']:.1f} MiB")  # fmt: skip
     print(f"  netprobe fleet over {med['nodes']:,.0f} nodes, {med['stored']:,.0f} readings: --json {med['fleet_json_s']:.1f} s, "
           f"--html {med['fleet_html_s']:.1f} s ({med['fleet_html_kib']:,.0f} KiB)")  # fmt: skip
     print(f"  readings published {med['published']:,.0f}, stored {med['stored']:,.0f}, lost {med['lost']:.0f}")

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 PARENT_ENV = "NETPROBE_ENGINE_PARENT"  # the collector's pid: the child stops once its parent changes
 HOLDER_ENV = "NETPROBE_ENGINE_HOLDER"  # the lease holder's name, the same for every engine one collector starts
 BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 60.0
+STOP_S = 3.0  # the engine's grace at the collector's stop: systemd's stop budget belongs to the storing
 STEADY_S = 60.0  # an engine that ran this long before exiting is restarted at the shortest backoff
 
 
@@ -82,8 +83,14 @@ class EngineProcess:
         self.started = now
         log.info("incidents: the engine runs in process %d", self.proc.pid)
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM (the engine finishes its pass and lets go of its lease), then SIGKILL after `timeout`."""
+    def terminate(self) -> None:
+        """Ask the engine to stop (SIGTERM), without waiting: the collector drains meanwhile."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
+    def stop(self, timeout: float = STOP_S) -> None:
+        """Ask, wait up to `timeout`, then SIGKILL: an engine killed mid-pass loses nothing, since what
+        it had decided but not stored is decided again from the database by the next one."""
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -91,7 +98,7 @@ class EngineProcess:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            log.warning("incidents: the engine process did not stop in %.0f s; killing it", timeout)
+            log.info("incidents: the engine process was still in a pass after %.0f s; killed it", timeout)
             proc.kill()
             proc.wait()
 
