@@ -12,12 +12,13 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.collector.settings import parse_collector_config
 from agent.config import tomllib
-from tests.fixtures.collector import ROOT
+from tests.fixtures.collector import ROOT, collector_toml, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="builds a .deb: needs dpkg-deb")
 BUILD = ROOT / "packaging" / "collector" / "build-deb"
@@ -104,3 +105,29 @@ def test_the_packaged_modules_run_on_debians_python(deb: tuple[Path, Path]) -> N
         done = subprocess.run(["/usr/bin/python3", "-I", "-c", code, sub, "--help"], capture_output=True, text=True,
                               timeout=60, cwd="/", env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})  # fmt: skip
         assert done.returncode == 0 and "--config" in done.stdout, (sub, done.stderr)
+
+
+def test_the_packaged_collector_starts_its_incident_engine_on_debians_python(
+    deb: tuple[Path, Path], mosquitto: Any, tmp_path: Path
+) -> None:
+    # The engine is a child process: it must find the package's own modules as the launcher does
+    # (python3 -I, /usr/lib/netprobe-collector first on the path), not `python -m agent`'s.
+    _, root = deb
+    wrapper = (root / "usr/bin/netprobe-collector").read_text()
+    command = re.search(r"exec /usr/bin/python3 -I -c '([^']+)'", wrapper)
+    assert command, wrapper
+    code = command.group(1).replace("/usr/lib/netprobe-collector", str(root / "usr/lib/netprobe-collector"))
+    broker = mosquitto()
+    conf = tmp_path / "collector.toml"
+    conf.write_text(collector_toml(broker.url, {"path": str(tmp_path / "c.db")}, incidents={"evaluate_every_s": 0.5}))
+    log = tmp_path / "collector.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["/usr/bin/python3", "-I", "-c", code, "collect", "-c", str(conf)], stdout=out,
+                                stderr=subprocess.STDOUT, cwd="/", env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})  # fmt: skip
+        try:
+            assert wait_until(lambda: "incidents: engine started" in log.read_text(), 20), log.read_text()
+            assert "Traceback" not in log.read_text() and "exited" not in log.read_text(), log.read_text()
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    assert proc.returncode == 0, log.read_text()

@@ -24,6 +24,8 @@ import time
 import uuid
 from typing import Optional
 
+import agent
+
 log = logging.getLogger(__name__)
 
 PARENT_ENV = "NETPROBE_ENGINE_PARENT"  # the collector's pid: the child stops once its parent changes
@@ -39,11 +41,20 @@ def parent_gone() -> bool:
     return parent.isdigit() and os.getppid() != int(parent)
 
 
+def interpreter() -> list[str]:
+    """How to start this same `agent` in a child: the package's own directory first on the path, and
+    isolated (-I) if we are, as the .deb's launcher runs it from /usr/lib/netprobe-collector;
+    `python -m agent` would find no `agent` there, or another package's."""
+    home = os.path.dirname(os.path.dirname(os.path.abspath(agent.__file__)))
+    code = f"import sys; sys.path.insert(0, {home!r}); from agent.cli import main; sys.exit(main())"
+    return [sys.executable, *(["-I"] if sys.flags.isolated else []), "-c", code]
+
+
 class EngineProcess:
     """Supervises `netprobe incidents --watch -c CONFIG` as a child of the collector."""
 
     def __init__(self, config_path: Optional[str], verbose: bool = False) -> None:
-        self.command = [sys.executable, "-m", "agent", *(["-v"] if verbose else []), "incidents", "--watch"]
+        self.command = [*interpreter(), *(["-v"] if verbose else []), "incidents", "--watch"]
         if config_path:
             self.command += ["-c", config_path]
         # Its engines take over each other's lease: the one before is reaped before the next starts.
