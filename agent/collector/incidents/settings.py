@@ -78,7 +78,7 @@ class GroupSettings:
 
 @dataclasses.dataclass(frozen=True)
 class IncidentSettings:
-    enabled: bool = setting(True, help="run the incident engine inside `netprobe collect`")
+    enabled: bool = setting(True, help="run the incident engine beside `netprobe collect`, as its child process")
     interval_s: float = setting(60.0, above=0.0, help="one interval of the rules: the path probes' usual interval")
     window: int = setting(5, min=1, max=1000, help="M: the last intervals the opening rule looks at")
     open_after: int = setting(3, min=1, max=1000, help="N: bad intervals among the last M that open an incident")
