@@ -78,8 +78,9 @@ def test_idle_penalty_delays_the_first_packet_after_silence(testbed):
     first = tb.ping(tb.node_ns, tb.server_ip, 4, 0.1)
     time.sleep(0.7)
     again = tb.ping(tb.node_ns, tb.server_ip, 2, 0.1)
-    # One sample each, on a machine other tests keep busy: 3 ms of slack, against a 50 ms penalty.
-    assert abs(first[0] - 55.0) <= 3.0 and abs(again[0] - 55.0) <= 3.0
+    # One sample each, on a machine other tests keep busy: a late frame only adds delay, so the
+    # floor is tight (the penalty was applied, once) and the ceiling leaves 10 ms for scheduling.
+    assert 54.0 <= first[0] <= 65.0 and 54.0 <= again[0] <= 65.0, (first, again)
     assert statistics.median(first[1:] + again[1:]) == pytest.approx(5.0, abs=1.0)
 
 
