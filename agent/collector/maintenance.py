@@ -232,7 +232,6 @@ class Calendar:
         self, windows: Sequence[MaintenanceWindow], tz: dt.tzinfo, groups: Sequence[GroupSettings] = ()
     ) -> None:
         by_name = {g.name: g for g in groups}
-        self.tz = tz
         self.rules = [_Rule(w, tz, by_name) for w in windows]
 
     def covering(self, place: Place, ts: float) -> Optional[Occurrence]:

@@ -41,6 +41,11 @@ def parent_gone() -> bool:
     return parent.isdigit() and os.getppid() != int(parent)
 
 
+def holder_name() -> str:
+    """A lease holder's name: this host and process, and a nonce against a reused pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 def interpreter() -> list[str]:
     """How to start this same `agent` in a child: the package's own directory first on the path, and
     isolated (-I) if we are, as the .deb's launcher runs it from /usr/lib/netprobe-collector;
@@ -58,12 +63,11 @@ class EngineProcess:
         if config_path:
             self.command += ["-c", config_path]
         # Its engines take over each other's lease: the one before is reaped before the next starts.
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.holder = holder_name()
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.started = 0.0
         self.next_start = 0.0
         self.backoff = BACKOFF_MIN_S
-        self.restarts = 0
 
     def poll(self, now: Optional[float] = None) -> None:
         """Start the engine if it is not running and its backoff has passed; cheap enough for every loop."""
@@ -76,7 +80,6 @@ class EngineProcess:
             self.backoff = BACKOFF_MIN_S if ran >= STEADY_S else min(self.backoff * 2, BACKOFF_MAX_S)
             self.next_start = now + self.backoff
             self.proc = None
-            self.restarts += 1
             log.error("incidents: the engine process exited (%s) after %.0f s; restarting in %.0f s", _exit_text(code),
                       ran, self.backoff)  # fmt: skip
         if now < self.next_start:

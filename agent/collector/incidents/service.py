@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
-import uuid
 from typing import Callable, Optional
 
 from agent.collector import fleet
@@ -25,7 +23,7 @@ from agent.collector.incidents import store as istore
 from agent.collector.incidents.channels import Channels
 from agent.collector.incidents.engine import Engine
 from agent.collector.incidents.outbox import Sender, outgoing
-from agent.collector.incidents.process import HOLDER_ENV
+from agent.collector.incidents.process import HOLDER_ENV, holder_name
 from agent.collector.incidents.settings import load_zone
 from agent.collector.settings import CollectorConfig
 from agent.collector.store import Store, StoreDown, open_store
@@ -47,7 +45,7 @@ class IncidentService:
         self.s = cfg.incidents
         self._factory = store_factory or self._open
         # One name per collector (process.HOLDER_ENV): an engine it restarts resumes its lease at once.
-        self.holder = os.environ.get(HOLDER_ENV) or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.holder = os.environ.get(HOLDER_ENV) or holder_name()
         self.engine: Optional[Engine] = None
         self.cursor = 0.0  # the newest arrival time read
         self.seen: dict[str, float] = {}  # ids read within the overlap
